@@ -1,0 +1,309 @@
+//! `LLMRoute` → `RouteConfig`: name conflicts, backend resolution, defaults.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Context, Inputs, Kind, ObjectRef, Reason, object_ref, provider::Providers, unsupported,
+};
+use crate::{
+    LLMProvider, LLMRoute,
+    common::{Duration, LocalRef, Timeouts},
+    config::{
+        BackendConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig, RuleConfig,
+        TimeoutsConfig, WeightedBackend,
+    },
+    route::{Backend, HeaderMatchType, RetryOn, RouteRule},
+};
+
+/// Accepted routes by id.
+pub(super) type Routes = BTreeMap<String, RouteConfig>;
+
+pub(super) fn compile_all(cx: &mut Context, inputs: &Inputs<'_>, providers: &Providers) -> Routes {
+    let provider_specs: BTreeMap<String, &LLMProvider> = inputs
+        .providers
+        .iter()
+        .map(|p| (object_ref(Kind::LLMProvider, p).id(), p))
+        .collect();
+
+    // The older route keeps a contested name: sort by creation time, then namespace/name.
+    let mut sorted: Vec<(&LLMRoute, ObjectRef)> = inputs
+        .routes
+        .iter()
+        .map(|r| (r, object_ref(Kind::LLMRoute, r)))
+        .collect();
+    sorted.sort_by(|(a, ar), (b, br)| {
+        let ta = a.metadata.creation_timestamp.as_ref();
+        let tb = b.metadata.creation_timestamp.as_ref();
+        (ta.is_none(), ta, ar).cmp(&(tb.is_none(), tb, br))
+    });
+
+    let mut claimed: BTreeMap<String, ObjectRef> = BTreeMap::new();
+    let mut out = Routes::new();
+    for (route, object) in sorted {
+        if out.contains_key(&object.id()) {
+            continue;
+        }
+        if !cx.admit(&object, route, unsupported::route(&route.spec))
+            || !patterns_compile(cx, &object, &route.spec.rules)
+        {
+            continue;
+        }
+        let names = std::iter::once(("spec.model".to_owned(), &route.spec.model)).chain(
+            route
+                .spec
+                .aliases
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("spec.aliases[{i}]"), a)),
+        );
+        let mut conflict = false;
+        for (field, name) in names.clone() {
+            if let Some(owner) = claimed.get(name) {
+                let message = format!(
+                    "model name {name:?} is already served by {owner}, which is older; rename this route's model or alias"
+                );
+                cx.problem(&object, field, Reason::ModelNameConflict, message);
+                conflict = true;
+            }
+        }
+        if conflict {
+            continue;
+        }
+        for (_, name) in names {
+            claimed.insert(name.clone(), object.clone());
+        }
+        let config = compile_one(cx, &object, route, providers, &provider_specs);
+        cx.source(&object, route.metadata.generation);
+        out.insert(object.id(), config);
+    }
+    out
+}
+
+fn patterns_compile(cx: &mut Context, object: &ObjectRef, rules: &[RouteRule]) -> bool {
+    let mut ok = true;
+    for (i, rule) in rules.iter().enumerate() {
+        let mut check = |field: String, pattern: &str| {
+            if let Err(e) = regex::Regex::new(pattern) {
+                cx.problem(
+                    object,
+                    field,
+                    Reason::Invalid,
+                    format!("not a valid regular expression: {e}"),
+                );
+                ok = false;
+            }
+        };
+        if let Some(p) = &rule.matches.pattern {
+            check(format!("spec.rules[{i}].match.pattern"), p);
+        }
+        for (j, h) in rule.matches.headers.iter().enumerate() {
+            if h.match_type == Some(HeaderMatchType::Regex) {
+                check(
+                    format!("spec.rules[{i}].match.headers[{j}].value"),
+                    &h.value,
+                );
+            }
+        }
+    }
+    ok
+}
+
+struct Resolver<'a> {
+    object: &'a ObjectRef,
+    providers: &'a Providers,
+    provider_specs: &'a BTreeMap<String, &'a LLMProvider>,
+    route_timeouts: Option<&'a Timeouts>,
+}
+
+impl Resolver<'_> {
+    /// The backend, or a reported `ResolvedRefs` problem.
+    fn backend(
+        &self,
+        cx: &mut Context,
+        provider: &LocalRef,
+        model: &str,
+        field: &str,
+    ) -> Option<BackendConfig> {
+        let ns = &self.object.namespace;
+        let id = format!("{ns}/{}", provider.name);
+        match self.providers.get(&id) {
+            None => {
+                cx.problem(
+                    self.object,
+                    format!("{field}.providerRef.name"),
+                    Reason::ProviderNotFound,
+                    format!(
+                        "LLMProvider {:?} not found in namespace {ns:?}",
+                        provider.name
+                    ),
+                );
+                None
+            }
+            Some(Err(why)) => {
+                cx.problem(
+                    self.object,
+                    format!("{field}.providerRef.name"),
+                    Reason::ProviderNotReady,
+                    format!("LLMProvider {id} is not usable: {why} (see its conditions)"),
+                );
+                None
+            }
+            Some(Ok(p)) if !p.models.iter().any(|m| m.name == model) => {
+                let listed: Vec<&str> = p.models.iter().map(|m| m.name.as_str()).collect();
+                cx.problem(
+                    self.object,
+                    format!("{field}.model"),
+                    Reason::ModelNotFound,
+                    format!(
+                        "LLMProvider {id} does not list model {model:?} (it lists: {})",
+                        listed.join(", ")
+                    ),
+                );
+                None
+            }
+            Some(Ok(_)) => {
+                let provider_timeouts = self
+                    .provider_specs
+                    .get(&id)
+                    .and_then(|p| p.spec.timeouts.as_ref());
+                Some(BackendConfig {
+                    provider: id,
+                    model: model.to_owned(),
+                    timeouts: effective_timeouts(self.route_timeouts, provider_timeouts),
+                })
+            }
+        }
+    }
+
+    fn weighted(
+        &self,
+        cx: &mut Context,
+        backends: &[Backend],
+        field: &str,
+    ) -> Vec<WeightedBackend> {
+        backends
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let backend =
+                    self.backend(cx, &b.provider_ref, &b.model, &format!("{field}[{i}]"))?;
+                Some(WeightedBackend {
+                    backend,
+                    weight: b.weight.unwrap_or(1),
+                    priority: b.priority.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+}
+
+fn compile_one(
+    cx: &mut Context,
+    object: &ObjectRef,
+    route: &LLMRoute,
+    providers: &Providers,
+    provider_specs: &BTreeMap<String, &LLMProvider>,
+) -> RouteConfig {
+    let spec = &route.spec;
+    let resolver = Resolver {
+        object,
+        providers,
+        provider_specs,
+        route_timeouts: spec.timeouts.as_ref(),
+    };
+    let backends = resolver.weighted(cx, &spec.backends, "spec.backends");
+    let fallbacks = spec
+        .fallbacks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            resolver.backend(
+                cx,
+                &f.provider_ref,
+                &f.model,
+                &format!("spec.fallbacks[{i}]"),
+            )
+        })
+        .collect();
+    let rules = spec
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| RuleConfig {
+            name: rule.name.clone(),
+            matches: match_config(rule),
+            backends: resolver.weighted(cx, &rule.backends, &format!("spec.rules[{i}].backends")),
+        })
+        .collect();
+    let retry = spec.retry.clone().unwrap_or_default();
+    let backoff = retry.backoff.unwrap_or_default();
+    let mut on = if retry.on.is_empty() {
+        RetryOn::ALL.to_vec()
+    } else {
+        retry.on
+    };
+    on.sort();
+    RouteConfig {
+        id: object.id(),
+        model: spec.model.clone(),
+        aliases: spec.aliases.clone(),
+        backends,
+        fallbacks,
+        rules,
+        retry: RetryConfig {
+            attempts: retry.attempts.unwrap_or(2),
+            backoff_initial_ms: millis(backoff.initial.as_ref(), 250),
+            backoff_max_ms: millis(backoff.max.as_ref(), 10_000),
+            on,
+            budget_percent: retry.budget_percent.unwrap_or(20),
+        },
+    }
+}
+
+fn match_config(rule: &RouteRule) -> MatchConfig {
+    let m = &rule.matches;
+    MatchConfig {
+        headers: m
+            .headers
+            .iter()
+            .map(|h| HeaderMatchConfig {
+                name: h.name.to_ascii_lowercase(),
+                value: h.value.clone(),
+                regex: h.match_type == Some(HeaderMatchType::Regex),
+            })
+            .collect(),
+        min_prompt_tokens: m.prompt_tokens.as_ref().and_then(|t| t.min),
+        max_prompt_tokens: m.prompt_tokens.as_ref().and_then(|t| t.max),
+        has_tools: m.has_tools,
+        has_images: m.has_images,
+        keywords: m.keywords.iter().map(|k| k.to_lowercase()).collect(),
+        pattern: m.pattern.clone(),
+    }
+}
+
+/// Route value, else provider value, else the default; each timeout on its own.
+pub(crate) fn effective_timeouts(
+    route: Option<&Timeouts>,
+    provider: Option<&Timeouts>,
+) -> TimeoutsConfig {
+    let pick = |get: fn(&Timeouts) -> Option<&Duration>, default: u64| {
+        let value = route.and_then(get).or_else(|| provider.and_then(get));
+        millis(value, default)
+    };
+    let d = TimeoutsConfig::DEFAULT;
+    TimeoutsConfig {
+        connect_ms: pick(|t| t.connect.as_ref(), d.connect_ms),
+        first_token_ms: pick(|t| t.first_token.as_ref(), d.first_token_ms),
+        idle_ms: pick(|t| t.idle.as_ref(), d.idle_ms),
+        total_ms: pick(|t| t.total.as_ref(), d.total_ms),
+    }
+}
+
+/// A validated duration in milliseconds, or `default` when absent (or zero).
+fn millis(value: Option<&Duration>, default: u64) -> u64 {
+    value
+        .and_then(|d| d.to_std().ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .filter(|ms| *ms > 0)
+        .unwrap_or(default)
+}

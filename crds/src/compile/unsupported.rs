@@ -1,0 +1,42 @@
+//! API fields whose feature is not built yet. Setting one makes the object `Accepted=False`
+//! with reason `Unsupported`, instead of being silently ignored. Remove an entry in the
+//! change that builds its feature.
+
+use crate::{budget::LLMBudgetSpec, provider::LLMProviderSpec, route::LLMRouteSpec};
+
+/// Not-yet-built provider fields: none.
+pub(super) fn provider(_spec: &LLMProviderSpec) -> Vec<(&'static str, String)> {
+    Vec::new()
+}
+
+/// Not-yet-built route fields.
+pub(super) fn route(spec: &LLMRouteSpec) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if spec.cache.is_some() {
+        out.push((
+            "spec.cache",
+            "response caching is not built yet; remove spec.cache".to_owned(),
+        ));
+    }
+    if spec.rate_limit.is_some() {
+        out.push((
+            "spec.rateLimit",
+            "route rate limiting is not built yet; remove spec.rateLimit".to_owned(),
+        ));
+    }
+    if spec.guardrails.is_some() {
+        out.push((
+            "spec.guardrails",
+            "guardrails are not built yet; remove spec.guardrails".to_owned(),
+        ));
+    }
+    out
+}
+
+/// Budgets are defined and compiled, but nothing enforces or meters them yet.
+pub(super) fn budget(_spec: &LLMBudgetSpec) -> Vec<(&'static str, String)> {
+    vec![(
+        "spec",
+        "budget metering and enforcement are not built yet: this budget is checked but has no effect".to_owned(),
+    )]
+}

@@ -1,0 +1,4 @@
+//! Tollgate's operator. So far: building the gateway's ConfigMap and Secret from compiled
+//! objects ([`render`]), shared by the offline `render` command and (next) the controllers.
+
+pub mod render;

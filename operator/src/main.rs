@@ -1,0 +1,157 @@
+//! `tollgate-operator`: the controller (not built yet) and the offline `render` command.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use k8s_openapi::ByteString;
+use tollgate_crds::{
+    catalog::PriceCatalogue,
+    compile::{Inputs, compile},
+    manifests::Manifests,
+};
+use tollgate_operator::render::{self, GatewayObjects};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate-operator",
+    version,
+    about = "Reconciles Tollgate's custom resources into the gateway's ConfigMap and Secret"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile manifests offline and print the gateway's ConfigMap and Secret (or write
+    /// them as mounted-volume directories with --out-dir). Problems go to stderr; exit 1.
+    Render(RenderArgs),
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// Manifest files or directories (their .yaml/.yml/.json files). Secrets in them
+    /// provide the provider keys.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Write DIR/config and DIR/secrets laid out like the gateway's mounted volumes
+    /// instead of printing YAML.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Namespace of the gateway's ConfigMap and Secret.
+    #[arg(long, default_value = "tollgate-system")]
+    gateway_namespace: String,
+    /// Name of the gateway's ConfigMap.
+    #[arg(long, default_value = "tollgate-gateway-config")]
+    config_map_name: String,
+    /// Name of the gateway's Secret.
+    #[arg(long, default_value = "tollgate-gateway-keys")]
+    secret_name: String,
+    /// Print the Secret's real values. By default they are blanked, so CI logs never
+    /// show provider keys; --out-dir always writes real values (mode 0600).
+    #[arg(long)]
+    show_secret_values: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Render(args) => render_command(&args),
+    }
+}
+
+fn render_command(args: &RenderArgs) -> ExitCode {
+    let (manifests, load_errors) = Manifests::load(&args.files);
+    for e in &load_errors {
+        eprintln!("error: {e}");
+    }
+    for skipped in &manifests.skipped {
+        eprintln!("note: ignored {skipped} (not a Tollgate object or Secret)");
+    }
+    let catalogue = match PriceCatalogue::builtin() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let secrets = manifests.secret_index();
+    let inputs = Inputs {
+        providers: &manifests.providers,
+        routes: &manifests.routes,
+        budgets: &manifests.budgets,
+        secrets: &secrets,
+        catalogue,
+    };
+    let compiled = match compile(&inputs) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for p in &compiled.problems {
+        eprintln!("problem: {p}");
+    }
+    let config = match render::config_text(&compiled) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let secret_data = manifests.gateway_secret_data(&compiled.config);
+    let names = GatewayObjects {
+        namespace: args.gateway_namespace.clone(),
+        config_map: args.config_map_name.clone(),
+        secret: args.secret_name.clone(),
+    };
+    if let Some(dir) = &args.out_dir {
+        if let Err(e) = render::write_out_dir(dir, &config, &secret_data) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!(
+            "wrote {}/config and {}/secrets (config hash {})",
+            dir.display(),
+            dir.display(),
+            config.hash
+        );
+    } else {
+        let mut secret = render::secret(&secret_data, &names);
+        if !args.show_secret_values {
+            for value in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
+                *value = ByteString(Vec::new());
+            }
+        }
+        let docs = (
+            serde_saphyr::to_string(&render::config_map(&config, &names)),
+            serde_saphyr::to_string(&secret),
+        );
+        match docs {
+            (Ok(cm), Ok(secret)) => {
+                let note = if args.show_secret_values {
+                    ""
+                } else {
+                    "# values blanked; use --show-secret-values or --out-dir for real ones\n"
+                };
+                print!("---\n{cm}---\n{note}{secret}");
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: cannot print YAML: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if load_errors.is_empty() && compiled.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "render: {} load error(s), {} problem(s)",
+            load_errors.len(),
+            compiled.problems.len()
+        );
+        ExitCode::FAILURE
+    }
+}

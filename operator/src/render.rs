@@ -1,0 +1,165 @@
+//! The gateway's ConfigMap and Secret, built from a [`Compiled`] config. The offline
+//! `render` command and the controller both build them here, so they are byte-identical.
+
+use std::{collections::BTreeMap, path::Path};
+
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::{ConfigMap, Secret},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use tollgate_crds::{
+    compile::Compiled,
+    config::{CONFIG_FILE, ConfigError, hash_text},
+};
+
+/// A ConfigMap's `data` may hold at most 1 MiB in total; we keep headroom for metadata.
+pub const CONFIG_MAP_DATA_LIMIT: usize = 1024 * 1024 - 16 * 1024;
+
+/// The annotation carrying the SHA-256 of the config, which gateway pods report back.
+pub const HASH_ANNOTATION: &str = "llm.tollgate.dev/config-hash";
+
+/// Where the gateway's objects live and what they are called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayObjects {
+    /// The gateway's namespace.
+    pub namespace: String,
+    /// The ConfigMap holding `gateway.json`.
+    pub config_map: String,
+    /// The Secret holding the provider keys.
+    pub secret: String,
+}
+
+impl Default for GatewayObjects {
+    fn default() -> Self {
+        Self {
+            namespace: "tollgate-system".into(),
+            config_map: "tollgate-gateway-config".into(),
+            secret: "tollgate-gateway-keys".into(),
+        }
+    }
+}
+
+/// Why the objects cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The config could not be serialized.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The config is larger than a ConfigMap may hold.
+    #[error(
+        "the compiled config is {size} bytes, over the ConfigMap limit of {limit} bytes; split routes across gateways or remove unused providers"
+    )]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Writing `--out-dir` failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// What was being written.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The config text and its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigText {
+    /// The deterministic JSON.
+    pub text: String,
+    /// Its SHA-256, hex.
+    pub hash: String,
+}
+
+/// Serializes the config, refusing one that would not fit in a ConfigMap.
+pub fn config_text(compiled: &Compiled) -> Result<ConfigText, RenderError> {
+    let text = compiled.config.to_json()?;
+    if text.len() > CONFIG_MAP_DATA_LIMIT {
+        return Err(RenderError::TooLarge {
+            size: text.len(),
+            limit: CONFIG_MAP_DATA_LIMIT,
+        });
+    }
+    let hash = hash_text(&text);
+    Ok(ConfigText { text, hash })
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "tollgate".to_owned()),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            "gateway-config".to_owned(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "tollgate-operator".to_owned(),
+        ),
+    ])
+}
+
+/// The ConfigMap holding the config.
+pub fn config_map(config: &ConfigText, names: &GatewayObjects) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(names.config_map.clone()),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(labels()),
+            annotations: Some(BTreeMap::from([(
+                HASH_ANNOTATION.to_owned(),
+                config.hash.clone(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            CONFIG_FILE.to_owned(),
+            config.text.clone(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+/// The Secret holding exactly the provider keys the config names.
+pub fn secret(data: &BTreeMap<String, Vec<u8>>, names: &GatewayObjects) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(names.secret.clone()),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(labels()),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// Writes `out_dir/config` and `out_dir/secrets` laid out like the gateway's mounted
+/// ConfigMap and Secret volumes (kubelet's `..data` layout); the gateway reads this with
+/// `serve --config-dir out_dir`.
+#[cfg(unix)]
+pub fn write_out_dir(
+    out_dir: &Path,
+    config: &ConfigText,
+    secret_data: &BTreeMap<String, Vec<u8>>,
+) -> Result<(), RenderError> {
+    use tollgate_crds::mount::write_atomic;
+    let write = |dir: &Path, files: &BTreeMap<String, Vec<u8>>, mode| {
+        write_atomic(dir, files, mode).map_err(|source| RenderError::Write {
+            path: dir.display().to_string(),
+            source,
+        })
+    };
+    let config_files = BTreeMap::from([(CONFIG_FILE.to_owned(), config.text.clone().into_bytes())]);
+    write(&out_dir.join("config"), &config_files, 0o644)?;
+    write(&out_dir.join("secrets"), secret_data, 0o600)
+}
