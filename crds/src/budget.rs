@@ -10,6 +10,9 @@ use crate::{
 };
 
 /// A spend limit for the routes (and optionally teams) of one namespace.
+// The derive repeats `type_ = "string"` across printer columns, which clippy mistakes
+// for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "llm.tollgate.dev",
@@ -53,7 +56,7 @@ pub struct LLMBudgetSpec {
     /// What happens once spend reaches the limit.
     pub action: BudgetAction,
     /// The cheaper `LLMRoute` (in this namespace) that requests are sent to instead, with
-    /// action `Downgrade`.
+    /// action `downgrade`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub downgrade_to: Option<LocalRef>,
     /// Percentages of the limit at which a Warning Event and a metric are raised,

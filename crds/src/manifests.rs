@@ -65,6 +65,12 @@ pub enum LoadError {
         /// What is wrong.
         message: String,
     },
+    /// The same object appears twice.
+    #[error("{what} is defined more than once")]
+    Duplicate {
+        /// `Kind namespace/name`.
+        what: String,
+    },
 }
 
 impl Manifests {
@@ -172,11 +178,8 @@ impl Manifests {
         for (kind, ns, name) in ids {
             let ns = ns.unwrap_or_default();
             if !seen.insert((kind, ns.clone(), name.clone())) {
-                errors.push(LoadError::Document {
-                    path: PathBuf::from("(all files)"),
-                    index: 0,
+                errors.push(LoadError::Duplicate {
                     what: format!("{kind} {ns}/{name}"),
-                    message: "defined more than once".into(),
                 });
             }
         }

@@ -10,6 +10,9 @@ use crate::{
 };
 
 /// A provider endpoint that Tollgate can send requests to.
+// The derive repeats `type_ = "string"` across printer columns, which clippy mistakes
+// for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "llm.tollgate.dev",

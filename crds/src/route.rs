@@ -29,6 +29,9 @@ macro_rules! same_backend {
 }
 
 /// A model name applications request, and the backends, fallbacks and policies behind it.
+// The derive repeats `type_ = "string"` across printer columns, which clippy mistakes
+// for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "llm.tollgate.dev",

@@ -17,6 +17,9 @@ use crate::{
 /// The `api-version` used for Azure OpenAI when the spec gives none (latest GA).
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
+/// Kubernetes' limit on a Secret data key.
+const MAX_SECRET_KEY_LEN: usize = 253;
+
 /// Compiled providers by id; `Err` says why a provider is not usable, for routes to report.
 pub(super) type Providers = BTreeMap<String, Result<ProviderConfig, String>>;
 
@@ -112,7 +115,11 @@ fn compile_one(
     if unpriced {
         return Err("it has models without a price".to_owned());
     }
-    if needs_credentials && credentials.is_empty() {
+    let listed = spec
+        .auth
+        .as_ref()
+        .is_some_and(|a| !a.secret_refs.is_empty() || a.aws.is_some());
+    if (needs_credentials || listed) && credentials.is_empty() {
         return Err("none of its credentials resolve".to_owned());
     }
     Ok(ProviderConfig {
@@ -248,6 +255,21 @@ fn resolve_key(
             );
             None
         }
-        Some(_) => Some(gateway_secret_key(ns, &r.name, &r.key)),
+        Some(_) => {
+            let key = gateway_secret_key(ns, &r.name, &r.key);
+            if key.len() > MAX_SECRET_KEY_LEN {
+                cx.problem(
+                    object,
+                    format!("{field}.key"),
+                    Reason::Invalid,
+                    format!(
+                        "namespace, Secret name and key together are {} characters; the gateway Secret key would exceed {MAX_SECRET_KEY_LEN}, so shorten the Secret name or key",
+                        key.len()
+                    ),
+                );
+                return None;
+            }
+            Some(key)
+        }
     }
 }

@@ -237,6 +237,11 @@ fn compile_one(
         .collect();
     let retry = spec.retry.clone().unwrap_or_default();
     let backoff = retry.backoff.unwrap_or_default();
+    // A bound given alone moves the other default so that initial <= max always holds.
+    let given_initial = backoff.initial.as_ref().map(|d| millis(Some(d), 250));
+    let given_max = backoff.max.as_ref().map(|d| millis(Some(d), 10_000));
+    let backoff_max_ms = given_max.unwrap_or_else(|| given_initial.unwrap_or(0).max(10_000));
+    let backoff_initial_ms = given_initial.unwrap_or_else(|| backoff_max_ms.min(250));
     let mut on = if retry.on.is_empty() {
         RetryOn::ALL.to_vec()
     } else {
@@ -252,8 +257,8 @@ fn compile_one(
         rules,
         retry: RetryConfig {
             attempts: retry.attempts.unwrap_or(2),
-            backoff_initial_ms: millis(backoff.initial.as_ref(), 250),
-            backoff_max_ms: millis(backoff.max.as_ref(), 10_000),
+            backoff_initial_ms,
+            backoff_max_ms,
             on,
             budget_percent: retry.budget_percent.unwrap_or(20),
         },
@@ -286,9 +291,16 @@ pub(crate) fn effective_timeouts(
     route: Option<&Timeouts>,
     provider: Option<&Timeouts>,
 ) -> TimeoutsConfig {
+    // A zero value counts as unset, so it falls through to the provider, then the default.
+    let set = |t: Option<&Timeouts>, get: fn(&Timeouts) -> Option<&Duration>| {
+        t.and_then(get)
+            .map(|d| millis(Some(d), 0))
+            .filter(|ms| *ms > 0)
+    };
     let pick = |get: fn(&Timeouts) -> Option<&Duration>, default: u64| {
-        let value = route.and_then(get).or_else(|| provider.and_then(get));
-        millis(value, default)
+        set(route, get)
+            .or_else(|| set(provider, get))
+            .unwrap_or(default)
     };
     let d = TimeoutsConfig::DEFAULT;
     TimeoutsConfig {
