@@ -430,9 +430,10 @@ impl GatewayConfig {
         }
     }
 
-    /// The deterministic text written to the ConfigMap: same config, same bytes.
+    /// The deterministic text written to the ConfigMap: same config, same bytes. Compact,
+    /// because a ConfigMap holds at most 1 MiB (pipe it through `jq` to read it).
     pub fn to_json(&self) -> Result<String, ConfigError> {
-        let mut text = serde_json::to_string_pretty(self).map_err(ConfigError::Serialize)?;
+        let mut text = serde_json::to_string(self).map_err(ConfigError::Serialize)?;
         text.push('\n');
         Ok(text)
     }

@@ -1,0 +1,118 @@
+//! `tollgate-operator render`, run as a user runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail the test loudly
+
+use std::{path::PathBuf, process::Command};
+
+use tollgate_crds::{config::GatewayConfig, mount::read_dir_files};
+
+fn samples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/samples")
+}
+
+fn render(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-operator"))
+        .arg("render")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn samples_render_cleanly_with_secret_values_blanked() {
+    let (code, stdout, stderr) = render(&["-f", samples().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("kind: ConfigMap") && stdout.contains("kind: Secret"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("name: tollgate-gateway-config")
+            && stdout.contains("namespace: tollgate-system")
+    );
+    assert!(stdout.contains("llm.tollgate.dev/config-hash"));
+    assert!(
+        stdout.contains("default__openai-keys__key-a: \"\""),
+        "values blanked by default: {stdout}"
+    );
+    // "replace-me" in base64.
+    assert!(
+        !stdout.contains("cmVwbGFjZS1tZQ=="),
+        "no secret value printed"
+    );
+    let (code, stdout, _) = render(&["-f", samples().to_str().unwrap(), "--show-secret-values"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("cmVwbGFjZS1tZQ=="),
+        "values shown on request"
+    );
+}
+
+#[test]
+fn out_dir_is_laid_out_like_the_mounted_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = render(&[
+        "-f",
+        samples().to_str().unwrap(),
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let config = read_dir_files(&dir.path().join("config")).unwrap();
+    let text = String::from_utf8(config["gateway.json"].clone()).unwrap();
+    let parsed = GatewayConfig::from_json(&text).unwrap();
+    assert!(
+        stderr.contains(&parsed.hash().unwrap()),
+        "the printed hash is the config's: {stderr}"
+    );
+    assert!(dir.path().join("config/..data").is_symlink());
+    let secrets = read_dir_files(&dir.path().join("secrets")).unwrap();
+    let named: std::collections::BTreeSet<String> = parsed
+        .providers
+        .iter()
+        .flat_map(|p| &p.credentials)
+        .flat_map(|c| c.secret_keys())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        secrets
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        named
+    );
+    assert!(secrets.values().all(|v| v == b"replace-me"));
+}
+
+#[test]
+fn problems_go_to_stderr_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {name: r, namespace: team}\nspec:\n  model: m\n  backends: [{providerRef: {name: missing}, model: x}]\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = render(&["-f", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(r#"problem: LLMRoute team/r: spec.backends[0].providerRef.name: LLMProvider "missing" not found in namespace "team" (ProviderNotFound)"#),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("kind: ConfigMap"),
+        "the usable part is still rendered"
+    );
+}
+
+#[test]
+fn unreadable_input_is_an_error() {
+    let (code, _, stderr) = render(&["-f", "/nonexistent/tollgate.yaml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("/nonexistent/tollgate.yaml"), "{stderr}");
+}
