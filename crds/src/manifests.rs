@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::{
     GROUP, LLMBudget, LLMProvider, LLMRoute, VERSION,
-    compile::{DEFAULT_NAMESPACE, SecretIndex},
+    catalog::PriceCatalogue,
+    compile::{CompileError, Compiled, DEFAULT_NAMESPACE, Inputs, SecretIndex, compile},
     config::GatewayConfig,
 };
 
@@ -183,6 +184,18 @@ impl Manifests {
                 });
             }
         }
+    }
+
+    /// Compiles these objects, with these Secrets, as the operator would.
+    pub fn compile(&self, catalogue: &PriceCatalogue) -> Result<Compiled, CompileError> {
+        let secrets = self.secret_index();
+        compile(&Inputs {
+            providers: &self.providers,
+            routes: &self.routes,
+            budgets: &self.budgets,
+            secrets: &secrets,
+            catalogue,
+        })
     }
 
     /// Which Secret keys exist, for the compile function.

@@ -4,12 +4,7 @@
 
 use std::path::PathBuf;
 
-use tollgate_crds::{
-    catalog::PriceCatalogue,
-    compile::{Inputs, compile},
-    config::GatewayConfig,
-    manifests::Manifests,
-};
+use tollgate_crds::{catalog::PriceCatalogue, config::GatewayConfig, manifests::Manifests};
 
 fn samples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/samples")
@@ -27,15 +22,7 @@ fn every_sample_compiles_without_problems() {
         let (m, errors) = Manifests::load(std::slice::from_ref(file));
         assert!(errors.is_empty(), "{}: {errors:?}", file.display());
         assert!(m.skipped.is_empty(), "{}: {:?}", file.display(), m.skipped);
-        let secrets = m.secret_index();
-        let compiled = compile(&Inputs {
-            providers: &m.providers,
-            routes: &m.routes,
-            budgets: &m.budgets,
-            secrets: &secrets,
-            catalogue: PriceCatalogue::builtin().unwrap(),
-        })
-        .unwrap();
+        let compiled = m.compile(PriceCatalogue::builtin().unwrap()).unwrap();
         let problems: Vec<String> = compiled.problems.iter().map(ToString::to_string).collect();
         assert!(
             problems.is_empty(),
@@ -58,15 +45,7 @@ fn every_sample_compiles_without_problems() {
 fn all_samples_together_compile_and_name_only_existing_secret_keys() {
     let (m, errors) = Manifests::load(&[samples_dir()]);
     assert!(errors.is_empty(), "{errors:?}");
-    let secrets = m.secret_index();
-    let compiled = compile(&Inputs {
-        providers: &m.providers,
-        routes: &m.routes,
-        budgets: &m.budgets,
-        secrets: &secrets,
-        catalogue: PriceCatalogue::builtin().unwrap(),
-    })
-    .unwrap();
+    let compiled = m.compile(PriceCatalogue::builtin().unwrap()).unwrap();
     assert!(compiled.problems.is_empty(), "{:?}", compiled.problems);
     let data = m.gateway_secret_data(&compiled.config);
     let named: Vec<&str> = compiled

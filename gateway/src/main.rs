@@ -7,7 +7,6 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand};
 use tollgate_crds::{
     catalog::PriceCatalogue,
-    compile::{Inputs, compile},
     config::{CONFIG_FILE, GatewayConfig},
     manifests::Manifests,
 };
@@ -107,15 +106,7 @@ fn load_dir(dir: &std::path::Path) -> Result<GatewayConfig, String> {
 fn load_manifests(files: &[PathBuf]) -> Result<GatewayConfig, String> {
     let (manifests, errors) = Manifests::load(files);
     let catalogue = PriceCatalogue::builtin().map_err(|e| e.to_string())?;
-    let secrets = manifests.secret_index();
-    let compiled = compile(&Inputs {
-        providers: &manifests.providers,
-        routes: &manifests.routes,
-        budgets: &manifests.budgets,
-        secrets: &secrets,
-        catalogue,
-    })
-    .map_err(|e| e.to_string())?;
+    let compiled = manifests.compile(catalogue).map_err(|e| e.to_string())?;
     let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
     messages.extend(compiled.problems.iter().map(ToString::to_string));
     if messages.is_empty() {

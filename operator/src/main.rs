@@ -4,11 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use k8s_openapi::ByteString;
-use tollgate_crds::{
-    catalog::PriceCatalogue,
-    compile::{Inputs, compile},
-    manifests::Manifests,
-};
+use tollgate_crds::{catalog::PriceCatalogue, manifests::Manifests};
 use tollgate_operator::render::{self, GatewayObjects};
 
 #[derive(Parser)]
@@ -76,15 +72,7 @@ fn render_command(args: &RenderArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let secrets = manifests.secret_index();
-    let inputs = Inputs {
-        providers: &manifests.providers,
-        routes: &manifests.routes,
-        budgets: &manifests.budgets,
-        secrets: &secrets,
-        catalogue,
-    };
-    let compiled = match compile(&inputs) {
+    let compiled = match manifests.compile(catalogue) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
