@@ -1,0 +1,1 @@
+//! Placeholder, being replaced by the standalone mock upstream server in this change.

@@ -1,0 +1,3 @@
+//! Stream framings.
+
+pub mod sse;

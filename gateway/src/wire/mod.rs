@@ -1,0 +1,3 @@
+//! Wire formats of the gateway's own API.
+
+pub mod openai;
