@@ -1,8 +1,14 @@
+// NOTE TO WHOEVER IMPLEMENTS THIS MODULE IN THE CURRENT CHANGE: first read /tmp/helper-common.md
+// (conventions, required tests, and the private-copy workflow: work in /tmp/work-NAME, copy only
+// your own files back, never commit). The lead removes this note.
 //! Placeholder, being replaced by the full Anthropic adapter in this change.
 
 use http::{HeaderMap, StatusCode};
 
-use super::{Failure, ProviderAdapter, RequestError, StreamTranslator, Target, UpstreamRequest, classify_status, quote};
+use super::{
+    Failure, ProviderAdapter, RequestError, StreamTranslator, Target, UpstreamRequest,
+    classify_status, quote,
+};
 use crate::wire::openai::{ChatChunk, ChatRequest, ChatResponse};
 
 /// The Anthropic adapter.
@@ -26,7 +32,11 @@ impl StreamTranslator for AnthropicStream {
 impl ProviderAdapter for Anthropic {
     type Stream = AnthropicStream;
 
-    fn chat_request(&self, _target: &Target<'_>, _req: &ChatRequest) -> Result<UpstreamRequest, RequestError> {
+    fn chat_request(
+        &self,
+        _target: &Target<'_>,
+        _req: &ChatRequest,
+    ) -> Result<UpstreamRequest, RequestError> {
         Err(RequestError::new("not built", None))
     }
 
@@ -35,7 +45,12 @@ impl ProviderAdapter for Anthropic {
     }
 
     fn error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> Failure {
-        Failure { kind: classify_status(status), status: Some(status.as_u16()), message: quote(body), retry_after: None }
+        Failure {
+            kind: classify_status(status),
+            status: Some(status.as_u16()),
+            message: quote(body),
+            retry_after: None,
+        }
     }
 
     fn stream(&self, _target: &Target<'_>) -> Self::Stream {

@@ -1,3 +1,6 @@
+// NOTE TO WHOEVER IMPLEMENTS THIS MODULE IN THE CURRENT CHANGE: first read /tmp/helper-common.md
+// (conventions, required tests, and the private-copy workflow: work in /tmp/work-NAME, copy only
+// your own files back, never commit). The lead removes this note.
 //! Provider adapters: pure translation between OpenAI's chat API and each provider's, with no
 //! I/O. Each provider is one module implementing [`ProviderAdapter`]; the closed [`Adapter`]
 //! enum dispatches by `match`, so the hot path has no trait objects.
@@ -14,7 +17,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use tollgate_crds::config::{ProviderConfig, ProviderType};
 
-use crate::wire::openai::{ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse};
+use crate::wire::openai::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse,
+};
 
 /// A secret value that never prints.
 #[derive(Clone, PartialEq, Eq)]
@@ -203,13 +208,20 @@ pub fn quote(body: &[u8]) -> String {
 
 /// `Retry-After` in seconds or an HTTP date's distance from now; `retry-after-ms` too.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
     {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -251,7 +263,11 @@ pub trait ProviderAdapter {
     type Stream: StreamTranslator;
 
     /// The upstream request for a chat completion (streamed when `req.is_stream()`).
-    fn chat_request(&self, target: &Target<'_>, req: &ChatRequest) -> Result<UpstreamRequest, RequestError>;
+    fn chat_request(
+        &self,
+        target: &Target<'_>,
+        req: &ChatRequest,
+    ) -> Result<UpstreamRequest, RequestError>;
 
     /// Parses a successful (2xx) non-streamed answer.
     fn chat_response(&self, target: &Target<'_>, body: &[u8]) -> Result<ChatResponse, Failure>;
@@ -263,16 +279,27 @@ pub trait ProviderAdapter {
     fn stream(&self, target: &Target<'_>) -> Self::Stream;
 
     /// The upstream request for embeddings; providers without an embeddings API refuse.
-    fn embeddings_request(&self, target: &Target<'_>, req: &EmbeddingsRequest) -> Result<UpstreamRequest, RequestError> {
+    fn embeddings_request(
+        &self,
+        target: &Target<'_>,
+        req: &EmbeddingsRequest,
+    ) -> Result<UpstreamRequest, RequestError> {
         let _ = req;
         Err(RequestError::new(
-            format!("provider type {} has no embeddings API", target.provider.provider_type.as_str()),
+            format!(
+                "provider type {} has no embeddings API",
+                target.provider.provider_type.as_str()
+            ),
             Some("model"),
         ))
     }
 
     /// Parses a successful embeddings answer.
-    fn embeddings_response(&self, target: &Target<'_>, body: &[u8]) -> Result<EmbeddingsResponse, Failure> {
+    fn embeddings_response(
+        &self,
+        target: &Target<'_>,
+        body: &[u8],
+    ) -> Result<EmbeddingsResponse, Failure> {
         let _ = (target, body);
         Err(Failure::protocol("this provider has no embeddings API"))
     }
@@ -323,7 +350,9 @@ impl Adapter {
     /// The adapter for a provider type.
     pub fn for_type(provider_type: ProviderType) -> Self {
         match provider_type {
-            ProviderType::OpenAI | ProviderType::AzureOpenAI | ProviderType::OpenAICompatible => Adapter::OpenAI(openai::OpenAI),
+            ProviderType::OpenAI | ProviderType::AzureOpenAI | ProviderType::OpenAICompatible => {
+                Adapter::OpenAI(openai::OpenAI)
+            }
             ProviderType::Anthropic => Adapter::Anthropic(anthropic::Anthropic),
             ProviderType::Gemini => Adapter::Gemini(gemini::Gemini),
             ProviderType::Bedrock => Adapter::Bedrock(bedrock::Bedrock),
@@ -332,7 +361,11 @@ impl Adapter {
     }
 
     /// See [`ProviderAdapter::chat_request`].
-    pub fn chat_request(&self, target: &Target<'_>, req: &ChatRequest) -> Result<UpstreamRequest, RequestError> {
+    pub fn chat_request(
+        &self,
+        target: &Target<'_>,
+        req: &ChatRequest,
+    ) -> Result<UpstreamRequest, RequestError> {
         dispatch!(self, a => a.chat_request(target, req))
     }
 
@@ -347,12 +380,20 @@ impl Adapter {
     }
 
     /// See [`ProviderAdapter::embeddings_request`].
-    pub fn embeddings_request(&self, target: &Target<'_>, req: &EmbeddingsRequest) -> Result<UpstreamRequest, RequestError> {
+    pub fn embeddings_request(
+        &self,
+        target: &Target<'_>,
+        req: &EmbeddingsRequest,
+    ) -> Result<UpstreamRequest, RequestError> {
         dispatch!(self, a => a.embeddings_request(target, req))
     }
 
     /// See [`ProviderAdapter::embeddings_response`].
-    pub fn embeddings_response(&self, target: &Target<'_>, body: &[u8]) -> Result<EmbeddingsResponse, Failure> {
+    pub fn embeddings_response(
+        &self,
+        target: &Target<'_>,
+        body: &[u8],
+    ) -> Result<EmbeddingsResponse, Failure> {
         dispatch!(self, a => a.embeddings_response(target, body))
     }
 

@@ -58,7 +58,8 @@ impl SseDecoder {
                     self.line(&line, &mut out)?;
                 }
                 _ => {
-                    if self.buf.len() + self.data.as_ref().map_or(0, String::len) >= MAX_EVENT_BYTES {
+                    if self.buf.len() + self.data.as_ref().map_or(0, String::len) >= MAX_EVENT_BYTES
+                    {
                         return Err(SseError::TooLarge);
                     }
                     self.buf.extend_from_slice(&[b]);
@@ -136,9 +137,18 @@ mod tests {
     fn events_decode_the_same_at_every_split() {
         let input = b"event: message_start\r\ndata: {\"a\":1}\r\n\r\n: keep-alive\n\ndata: line1\ndata: line2\n\nevent: ping\rdata: {}\r\r";
         let expected = vec![
-            SseEvent { event: Some("message_start".into()), data: "{\"a\":1}".into() },
-            SseEvent { event: None, data: "line1\nline2".into() },
-            SseEvent { event: Some("ping".into()), data: "{}".into() },
+            SseEvent {
+                event: Some("message_start".into()),
+                data: "{\"a\":1}".into(),
+            },
+            SseEvent {
+                event: None,
+                data: "line1\nline2".into(),
+            },
+            SseEvent {
+                event: Some("ping".into()),
+                data: "{}".into(),
+            },
         ];
         for split in 1..input.len() {
             assert_eq!(decode_split(input, split), expected, "split {split}");

@@ -66,7 +66,10 @@ impl ChatRequest {
 
     /// Whether the client asked for usage at the end of the stream.
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false)
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
     }
 
     /// The output-token limit, whichever field carried it.
@@ -345,7 +348,9 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt + completion,
-            prompt_tokens_details: (cached > 0).then_some(PromptTokensDetails { cached_tokens: cached }),
+            prompt_tokens_details: (cached > 0).then_some(PromptTokensDetails {
+                cached_tokens: cached,
+            }),
             completion_tokens_details: (reasoning > 0).then_some(CompletionTokensDetails {
                 reasoning_tokens: reasoning,
             }),
@@ -354,12 +359,16 @@ impl Usage {
 
     /// Cached input tokens.
     pub fn cached(&self) -> u64 {
-        self.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens)
+        self.prompt_tokens_details
+            .as_ref()
+            .map_or(0, |d| d.cached_tokens)
     }
 
     /// Reasoning tokens.
     pub fn reasoning(&self) -> u64 {
-        self.completion_tokens_details.as_ref().map_or(0, |d| d.reasoning_tokens)
+        self.completion_tokens_details
+            .as_ref()
+            .map_or(0, |d| d.reasoning_tokens)
     }
 }
 
@@ -402,7 +411,13 @@ pub struct ChatChunk {
 
 impl ChatChunk {
     /// A chunk with one choice carrying `delta`.
-    pub fn delta(id: &str, model: &str, created: i64, delta: Delta, finish_reason: Option<String>) -> Self {
+    pub fn delta(
+        id: &str,
+        model: &str,
+        created: i64,
+        delta: Delta,
+        finish_reason: Option<String>,
+    ) -> Self {
         Self {
             id: id.to_owned(),
             object: "chat.completion.chunk".to_owned(),
@@ -611,9 +626,15 @@ mod tests {
 
     #[test]
     fn data_urls_split_into_media_type_and_data() {
-        let img = ImageUrl { url: "data:image/png;base64,iVBORw0=".into(), detail: None };
+        let img = ImageUrl {
+            url: "data:image/png;base64,iVBORw0=".into(),
+            detail: None,
+        };
         assert_eq!(img.as_data(), Some(("image/png", "iVBORw0=")));
-        let remote = ImageUrl { url: "https://example.com/a.png".into(), detail: None };
+        let remote = ImageUrl {
+            url: "https://example.com/a.png".into(),
+            detail: None,
+        };
         assert_eq!(remote.as_data(), None);
     }
 }
