@@ -1,7 +1,17 @@
 //! Tollgate's gateway: an OpenAI-compatible API in front of LLM providers.
 
+pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod mock_upstream;
 pub mod providers;
+pub mod routing;
+pub mod server;
 pub mod stream;
+pub mod upstream;
 pub mod wire;
+
+/// Installs rustls' ring crypto provider once (a no-op when one is installed).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,14 +1,11 @@
-//! `tollgate-gateway`: the data plane. The command line is the contract the chart, docs and
-//! tests rely on; serving itself is not built yet, so `serve` loads and checks its
-//! configuration exactly as it will at start-up, reports what it found, and refuses to start.
+//! `tollgate-gateway`: the data plane.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use tollgate_crds::{
-    catalog::PriceCatalogue,
-    config::{CONFIG_FILE, GatewayConfig},
-    manifests::Manifests,
+use tollgate_gateway::{
+    config::ConfigSource,
+    server::{self, Options},
 };
 
 #[derive(Parser)]
@@ -18,6 +15,14 @@ use tollgate_crds::{
     about = "OpenAI-compatible LLM gateway"
 )]
 struct Cli {
+    /// Log format: `json` (one object per line) or `text`.
+    #[arg(
+        long,
+        global = true,
+        default_value = "json",
+        env = "TOLLGATE_LOG_FORMAT"
+    )]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,7 +36,7 @@ enum Command {
 #[derive(Args)]
 struct ServeArgs {
     /// Directory with `config/` and `secrets/` laid out like the mounted ConfigMap and
-    /// Secret (what `tollgate-operator render --out-dir` writes).
+    /// Secret (what `tollgate-operator render --out-dir` writes). Watched and hot-reloaded.
     #[arg(
         long,
         value_name = "DIR",
@@ -40,6 +45,7 @@ struct ServeArgs {
     )]
     config_dir: Option<PathBuf>,
     /// Manifest files or directories, compiled in-process (Secrets in them provide keys).
+    /// Watched and hot-reloaded.
     #[arg(short = 'f', long = "filename", num_args = 1.., value_name = "PATH")]
     files: Vec<PathBuf>,
     /// Address of the OpenAI-compatible API.
@@ -48,73 +54,90 @@ struct ServeArgs {
     /// Address of /metrics, /healthz, /readyz and /config/status.
     #[arg(long, default_value = "0.0.0.0:9090")]
     admin_listen: SocketAddr,
+    /// Longest wait for in-flight requests and streams at shutdown, in seconds.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout_seconds: u64,
+    /// Largest request body accepted, in MiB (images travel inline as base64).
+    #[arg(long, default_value_t = 32)]
+    max_body_mib: usize,
 }
 
 fn main() -> ExitCode {
-    let Cli {
-        command: Command::Serve(args),
-    } = Cli::parse();
-    let config = match &args.config_dir {
-        Some(dir) => load_dir(dir),
-        None => load_manifests(&args.files),
-    };
-    match config {
-        Ok(config) => {
-            eprintln!(
-                "tollgate-gateway: configuration is valid ({} providers, {} routes, hash {}).",
-                config.providers.len(),
-                config.routes.len(),
-                config.hash().unwrap_or_default()
-            );
-            eprintln!(
-                "tollgate-gateway: serving on {} (admin {}) is not built yet; see the gateway data-plane issue. Use `tollgate-operator render` to check manifests meanwhile.",
-                args.listen, args.admin_listen
-            );
-            ExitCode::from(2)
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate-gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        Err(message) => {
-            eprintln!("tollgate-gateway: {message}");
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate-gateway: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Reads and checks `DIR/config/gateway.json`, and that `DIR/secrets` holds every key it names.
-fn load_dir(dir: &std::path::Path) -> Result<GatewayConfig, String> {
-    let path = dir.join("config").join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let config = GatewayConfig::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let missing: Vec<&str> = config
-        .providers
-        .iter()
-        .flat_map(|p| &p.credentials)
-        .flat_map(|c| c.secret_keys())
-        .filter(|k| !dir.join("secrets").join(k).is_file())
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "{}/secrets lacks key(s) the config names: {}",
-            dir.display(),
-            missing.join(", ")
-        ));
-    }
-    Ok(config)
+async fn serve(args: ServeArgs) -> std::io::Result<()> {
+    let source = match args.config_dir {
+        Some(dir) => ConfigSource::Dir(dir),
+        None => ConfigSource::Manifests(args.files),
+    };
+    let running = server::start(Options {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        source,
+        drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
+        max_body: args.max_body_mib * 1024 * 1024,
+        recheck: Duration::from_secs(10),
+    })
+    .await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; draining in-flight requests");
+    running.shutdown().await;
+    Ok(())
 }
 
-/// Compiles manifests in-process, as `render` does.
-fn load_manifests(files: &[PathBuf]) -> Result<GatewayConfig, String> {
-    let (manifests, errors) = Manifests::load(files);
-    let catalogue = PriceCatalogue::builtin().map_err(|e| e.to_string())?;
-    let compiled = manifests.compile(catalogue).map_err(|e| e.to_string())?;
-    let mut messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    messages.extend(compiled.problems.iter().map(ToString::to_string));
-    if messages.is_empty() {
-        Ok(compiled.config)
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "text" {
+        builder.init();
     } else {
-        Err(format!(
-            "the manifests have problems:\n  {}",
-            messages.join("\n  ")
-        ))
+        builder.json().flatten_event(true).init();
     }
 }

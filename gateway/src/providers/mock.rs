@@ -15,7 +15,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Failure, ProviderAdapter, RequestError, StreamTranslator, Target, UpstreamRequest,
+    Failure, ProviderAdapter, RequestError, Target, UpstreamRequest,
     openai::{OpenAI, OpenAIStream, json_request},
 };
 use crate::wire::openai::{
@@ -341,6 +341,7 @@ fn vector(text: &str, dims: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::StreamTranslator;
 
     fn request(body: Value) -> ChatRequest {
         serde_json::from_value(body).unwrap()

@@ -1,0 +1,123 @@
+//! The current snapshot (swapped atomically; requests `load_full()` it once and keep that
+//! `Arc`, so in-flight requests finish on the config they started with) and the reload
+//! status that `/config/status` reports.
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use jiff::Timestamp;
+use serde::Serialize;
+use tollgate_crds::config::Source;
+
+use super::{ConfigSource, Snapshot};
+
+/// What `/config/status` shows: which config this pod serves and whether the last reload
+/// worked. The operator reads it to set `Programmed`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadStatus {
+    /// Hash of the config being served.
+    pub hash: Option<String>,
+    /// When it was loaded.
+    pub loaded_at: Option<Timestamp>,
+    /// The objects and generations it contains.
+    pub sources: Vec<Source>,
+    /// When the last reload was tried.
+    pub last_attempt: Option<Timestamp>,
+    /// Why the last reload was rejected (the previous config keeps serving).
+    pub last_error: Option<String>,
+    /// Problems that left parts of the manifests out (`-f` mode).
+    pub warnings: Vec<String>,
+}
+
+/// Shared config state.
+#[derive(Debug, Default)]
+pub struct ConfigState {
+    current: ArcSwapOption<Snapshot>,
+    status: ArcSwap<ReloadStatus>,
+}
+
+/// What a reload did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new config is being served.
+    Loaded,
+    /// The config did not change.
+    Unchanged,
+    /// The new config was rejected; the previous one keeps serving.
+    Rejected(String),
+}
+
+impl ConfigState {
+    /// No config yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The snapshot to use for one request.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// The reload status.
+    pub fn status(&self) -> Arc<ReloadStatus> {
+        self.status.load_full()
+    }
+
+    /// Loads `source`; swaps it in if it is valid and different.
+    pub fn reload(&self, source: &ConfigSource) -> ReloadOutcome {
+        let now = Timestamp::now();
+        let previous = self.current.load_full();
+        let built = source.load().and_then(|loaded| {
+            let warnings = loaded.warnings;
+            let same = previous.as_ref().is_some_and(|p| p.config == loaded.config);
+            Snapshot::build(loaded.config, &loaded.secrets, previous.as_deref())
+                .map(|s| (s, warnings, same))
+                .map_err(|e| e.to_string())
+        });
+        match built {
+            Ok((snapshot, warnings, same_config)) => {
+                let unchanged = same_config
+                    && previous
+                        .as_ref()
+                        .is_some_and(|p| same_secrets(p, &snapshot));
+                if unchanged {
+                    let mut status = (*self.status.load_full()).clone();
+                    status.last_attempt = Some(now);
+                    status.last_error = None;
+                    self.status.store(Arc::new(status));
+                    return ReloadOutcome::Unchanged;
+                }
+                let status = ReloadStatus {
+                    hash: Some(snapshot.hash.clone()),
+                    loaded_at: Some(now),
+                    sources: snapshot.config.sources.clone(),
+                    last_attempt: Some(now),
+                    last_error: None,
+                    warnings,
+                };
+                self.current.store(Some(Arc::new(snapshot)));
+                self.status.store(Arc::new(status));
+                ReloadOutcome::Loaded
+            }
+            Err(error) => {
+                let mut status = (*self.status.load_full()).clone();
+                status.last_attempt = Some(now);
+                status.last_error = Some(error.clone());
+                self.status.store(Arc::new(status));
+                ReloadOutcome::Rejected(error)
+            }
+        }
+    }
+}
+
+/// Whether two snapshots resolved the same secret values (a rotated key is a change).
+fn same_secrets(a: &Snapshot, b: &Snapshot) -> bool {
+    a.config
+        .providers
+        .iter()
+        .all(|p| match (a.provider(&p.id), b.provider(&p.id)) {
+            (Some(x), Some(y)) => x.secrets_equal(y),
+            _ => false,
+        })
+}

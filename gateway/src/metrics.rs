@@ -1,0 +1,268 @@
+//! Prometheus metrics with the OpenTelemetry GenAI names (dots become underscores), plus
+//! Tollgate's own: the gateway's overhead and config reloads.
+
+use std::sync::Mutex;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use tollgate_crds::config::ProviderType;
+
+/// `gen_ai.provider.name` for a provider type, per the OpenTelemetry GenAI conventions.
+pub fn provider_name(provider_type: ProviderType) -> &'static str {
+    match provider_type {
+        ProviderType::OpenAI | ProviderType::OpenAICompatible => "openai",
+        ProviderType::AzureOpenAI => "azure.ai.openai",
+        ProviderType::Anthropic => "anthropic",
+        ProviderType::Gemini => "gcp.gemini",
+        ProviderType::Bedrock => "aws.bedrock",
+        ProviderType::Mock => "tollgate.mock",
+    }
+}
+
+/// Labels of one request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `chat` or `embeddings`.
+    pub gen_ai_operation_name: &'static str,
+    /// Provider name (see [`provider_name`]).
+    pub gen_ai_provider_name: &'static str,
+    /// The model the app asked for.
+    pub gen_ai_request_model: String,
+    /// The model that answered.
+    pub gen_ai_response_model: String,
+    /// Empty on success, else the failure class.
+    pub error_type: &'static str,
+    /// The route id.
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    gen_ai_operation_name: &'static str,
+    gen_ai_provider_name: &'static str,
+    gen_ai_request_model: String,
+    gen_ai_response_model: String,
+    gen_ai_token_type: &'static str,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    gen_ai_operation_name: &'static str,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConfigLabels {
+    hash: String,
+}
+
+/// Token counts of one answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    /// Uncached input.
+    pub input: u64,
+    /// Output, reasoning excluded.
+    pub output: u64,
+    /// Cached input.
+    pub cached_input: u64,
+    /// Reasoning.
+    pub reasoning: u64,
+}
+
+/// All metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    tokens: Family<TokenLabels, Histogram, fn() -> Histogram>,
+    duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    ttft: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    tpot: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    overhead: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    reloads: Family<ReloadLabels, Counter>,
+    config: Family<ConfigLabels, Gauge>,
+    current_hash: Mutex<Option<String>>,
+}
+
+fn token_buckets() -> Histogram {
+    Histogram::new([
+        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+        4194304.0,
+    ])
+}
+
+fn duration_buckets() -> Histogram {
+    Histogram::new([
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ])
+}
+
+fn per_token_buckets() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+    ])
+}
+
+fn overhead_buckets() -> Histogram {
+    Histogram::new([
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let tokens = Family::<TokenLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            token_buckets as fn() -> Histogram,
+        );
+        let duration = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_buckets as fn() -> Histogram,
+        );
+        let ttft = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_buckets as fn() -> Histogram,
+        );
+        let tpot = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            per_token_buckets as fn() -> Histogram,
+        );
+        let overhead = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            overhead_buckets as fn() -> Histogram,
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        let config = Family::<ConfigLabels, Gauge>::default();
+        registry.register("gen_ai_client_token_usage", "Tokens used per request, by gen_ai_token_type (input, output, cached_input, reasoning)", tokens.clone());
+        registry.register(
+            "gen_ai_server_request_duration",
+            "Seconds from request to the last byte of the answer",
+            duration.clone(),
+        );
+        registry.register(
+            "gen_ai_server_time_to_first_token",
+            "Seconds from request to the first streamed chunk",
+            ttft.clone(),
+        );
+        registry.register(
+            "gen_ai_server_time_per_output_token",
+            "Seconds per output token after the first, for streams",
+            tpot.clone(),
+        );
+        registry.register(
+            "tollgate_gateway_overhead_seconds",
+            "Seconds spent inside the gateway itself (everything but waiting on the upstream)",
+            overhead.clone(),
+        );
+        registry.register(
+            "tollgate_config_reloads",
+            "Config reloads by result (loaded, rejected)",
+            reloads.clone(),
+        );
+        registry.register(
+            "tollgate_config_info",
+            "1 for the hash of the config being served",
+            config.clone(),
+        );
+        Self {
+            registry,
+            tokens,
+            duration,
+            ttft,
+            tpot,
+            overhead,
+            reloads,
+            config,
+            current_hash: Mutex::new(None),
+        }
+    }
+
+    /// Records a finished request.
+    pub fn request(&self, labels: &RequestLabels, seconds: f64, tokens: Option<TokenCounts>) {
+        self.duration.get_or_create(labels).observe(seconds);
+        let Some(t) = tokens else { return };
+        for (kind, count) in [
+            ("input", t.input),
+            ("output", t.output),
+            ("cached_input", t.cached_input),
+            ("reasoning", t.reasoning),
+        ] {
+            if count == 0 && matches!(kind, "cached_input" | "reasoning") {
+                continue;
+            }
+            let l = TokenLabels {
+                gen_ai_operation_name: labels.gen_ai_operation_name,
+                gen_ai_provider_name: labels.gen_ai_provider_name,
+                gen_ai_request_model: labels.gen_ai_request_model.clone(),
+                gen_ai_response_model: labels.gen_ai_response_model.clone(),
+                gen_ai_token_type: kind,
+                route: labels.route.clone(),
+            };
+            self.tokens.get_or_create(&l).observe(count as f64);
+        }
+    }
+
+    /// Records a stream's time to first token and time per output token.
+    pub fn stream_timing(
+        &self,
+        labels: &RequestLabels,
+        first_token: f64,
+        after_first: f64,
+        output_tokens: u64,
+    ) {
+        self.ttft.get_or_create(labels).observe(first_token);
+        if output_tokens > 1 {
+            self.tpot
+                .get_or_create(labels)
+                .observe(after_first / (output_tokens - 1) as f64);
+        }
+    }
+
+    /// Records the gateway's own time for one request.
+    pub fn overhead(&self, operation: &'static str, route: &str, seconds: f64) {
+        self.overhead
+            .get_or_create(&RouteLabels {
+                gen_ai_operation_name: operation,
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records a reload; a loaded config becomes the `tollgate_config_info` hash.
+    pub fn config_reload(&self, result: &'static str, hash: Option<&str>) {
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+        if let Some(hash) = hash
+            && let Ok(mut current) = self.current_hash.lock()
+        {
+            if let Some(old) = current.take() {
+                self.config.remove(&ConfigLabels { hash: old });
+            }
+            self.config
+                .get_or_create(&ConfigLabels {
+                    hash: hash.to_owned(),
+                })
+                .set(1);
+            *current = Some(hash.to_owned());
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,37 @@
+//! Request ids and bounded request bodies.
+
+use axum::body::Body;
+use http::HeaderMap;
+
+use crate::error::GatewayError;
+
+/// The client's `x-request-id` when it is short and printable, else a new UUID.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Reads at most `limit` bytes of body and parses it as JSON.
+pub async fn json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, GatewayError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| GatewayError::PayloadTooLarge { limit })?;
+    serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest {
+        message: format!("the request body is not valid JSON for this endpoint: {e}"),
+        param: None,
+    })
+}

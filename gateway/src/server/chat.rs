@@ -1,0 +1,275 @@
+//! `POST /v1/chat/completions`: plan the backends, try them in order (falling back on
+//! failures another backend may not have), answer as JSON or as a stream.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, HeaderValue, header};
+use tokio::time::Instant;
+
+use super::{
+    AppState, body,
+    call::{Deadlines, call},
+    sse,
+};
+use crate::{
+    error::GatewayError,
+    metrics::{RequestLabels, TokenCounts, provider_name},
+    providers::{Failure, StreamTranslator, Target},
+    routing,
+    wire::openai::{ChatRequest, Usage},
+};
+
+/// What the client is told about how its request was served.
+#[derive(Clone, Debug)]
+pub struct Served {
+    /// Route id.
+    pub route: String,
+    /// Provider id.
+    pub provider: String,
+    /// Provider model.
+    pub model: String,
+    /// Attempts made.
+    pub attempts: usize,
+    /// Whether a fallback answered.
+    pub fallback: bool,
+    /// The rule that chose the backends.
+    pub rule: Option<String>,
+}
+
+impl Served {
+    /// Adds the `x-tollgate-*` headers.
+    pub fn headers(&self, headers: &mut HeaderMap) {
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        };
+        set("x-tollgate-route", &self.route);
+        set("x-tollgate-provider", &self.provider);
+        set("x-tollgate-model", &self.model);
+        set("x-tollgate-attempts", &self.attempts.to_string());
+        set(
+            "x-tollgate-fallback",
+            if self.fallback { "true" } else { "false" },
+        );
+        if let Some(rule) = &self.rule {
+            set("x-tollgate-rule", rule);
+        }
+    }
+}
+
+/// Token counts as metered, from OpenAI-shaped usage.
+pub fn token_counts(u: &Usage) -> TokenCounts {
+    let cached = u.cached();
+    let reasoning = u.reasoning();
+    TokenCounts {
+        input: u.prompt_tokens.saturating_sub(cached),
+        output: u.completion_tokens.saturating_sub(reasoning),
+        cached_input: cached,
+        reasoning,
+    }
+}
+
+/// The handler.
+pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = body::request_id(request.headers());
+    let mut response = match serve(&app, request, &request_id, started).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(request_id, error = %e, status = e.parts().0.as_u16(), "chat completion failed");
+            e.into_response()
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+async fn serve(
+    app: &Arc<AppState>,
+    request: Request,
+    request_id: &str,
+    started: Instant,
+) -> Result<Response, GatewayError> {
+    let snapshot = app.config.snapshot().ok_or(GatewayError::NotReady)?;
+    let (parts, raw) = request.into_parts();
+    let req: ChatRequest = body::json(&parts.headers, raw, app.max_body).await?;
+    if req.messages.is_empty() {
+        return Err(GatewayError::BadRequest {
+            message: "messages must contain at least one message".into(),
+            param: Some("messages".into()),
+        });
+    }
+    let route = snapshot
+        .route(&req.model)
+        .ok_or_else(|| GatewayError::ModelNotFound(req.model.clone()))?;
+    let plan = routing::plan(route, &req, &parts.headers);
+    if plan.backends.is_empty() {
+        return Err(GatewayError::NoBackend {
+            model: req.model.clone(),
+            why: format!(
+                "no backend of route {} resolved; see the LLMRoute's conditions",
+                route.config.id
+            ),
+        });
+    }
+    let created = jiff::Timestamp::now().as_second();
+    let mut waited = Duration::ZERO;
+    let mut last: Option<Failure> = None;
+    let first_fallback = plan.backends.len() - plan.fallbacks;
+    for (i, backend) in plan.backends.iter().enumerate() {
+        let Some(provider) = snapshot.provider(&backend.provider) else {
+            continue;
+        };
+        let target = Target {
+            provider: &provider.config,
+            model: &backend.model,
+            secret: provider.next_secret(),
+            request_id,
+            created,
+        };
+        let upstream_req = provider.adapter.chat_request(&target, &req)?;
+        let deadlines = Deadlines::new(backend, started);
+        let served = Served {
+            route: route.config.id.clone(),
+            provider: backend.provider.clone(),
+            model: backend.model.clone(),
+            attempts: i + 1,
+            fallback: i >= first_fallback,
+            rule: plan.rule.map(str::to_owned),
+        };
+        let labels = RequestLabels {
+            gen_ai_operation_name: "chat",
+            gen_ai_provider_name: provider_name(provider.config.provider_type),
+            gen_ai_request_model: req.model.clone(),
+            gen_ai_response_model: backend.model.clone(),
+            error_type: "",
+            route: route.config.id.clone(),
+        };
+        let attempt = async {
+            let mut response = call(
+                &snapshot,
+                provider,
+                backend,
+                upstream_req,
+                request_id,
+                &deadlines,
+                &mut waited,
+            )
+            .await?;
+            if req.is_stream() {
+                // Read until the first chunk is ready: until then nothing has reached the
+                // client, so a failure may still fall back.
+                let mut translator = provider.adapter.stream(&target);
+                let mut first = Vec::new();
+                while first.is_empty() {
+                    let t = Instant::now();
+                    let piece = response.chunk(deadlines.first_byte).await;
+                    waited += t.elapsed();
+                    match piece? {
+                        Some(bytes) => first = translator.feed(&bytes)?,
+                        None => {
+                            first = translator.finish()?;
+                            break;
+                        }
+                    }
+                }
+                Ok(Answer::Stream(response, translator, first))
+            } else {
+                let t = Instant::now();
+                let bytes = response.bytes(deadlines.total).await;
+                waited += t.elapsed();
+                Ok(Answer::Json(
+                    provider.adapter.chat_response(&target, &bytes?)?,
+                ))
+            }
+        };
+        let outcome: Result<Answer, Failure> = attempt.await;
+        match outcome {
+            Ok(Answer::Json(answer)) => {
+                let elapsed = started.elapsed();
+                let mut labels = labels;
+                labels.gen_ai_response_model = answer.model.clone();
+                app.metrics.request(
+                    &labels,
+                    elapsed.as_secs_f64(),
+                    answer.usage.as_ref().map(token_counts),
+                );
+                app.metrics.overhead(
+                    "chat",
+                    &route.config.id,
+                    elapsed.saturating_sub(waited).as_secs_f64(),
+                );
+                let mut response = axum::Json(answer).into_response();
+                served.headers(response.headers_mut());
+                return Ok(response);
+            }
+            Ok(Answer::Stream(upstream, translator, first)) => {
+                let stream = sse::ChatStream::new(sse::StreamParts {
+                    upstream,
+                    translator,
+                    first,
+                    deadlines,
+                    include_usage: req.include_usage(),
+                    metrics: Arc::clone(&app.metrics),
+                    labels,
+                    started,
+                    waited,
+                });
+                let mut response = Response::new(Body::from_stream(stream.into_stream()));
+                let h = response.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                served.headers(h);
+                return Ok(response);
+            }
+            Err(failure) => {
+                tracing::info!(
+                    request_id,
+                    provider = %backend.provider,
+                    model = %backend.model,
+                    kind = failure.kind.as_str(),
+                    status = failure.status,
+                    error = %failure.message,
+                    "attempt failed"
+                );
+                let mut failed = labels;
+                failed.error_type = failure.kind.as_str();
+                app.metrics
+                    .request(&failed, started.elapsed().as_secs_f64(), None);
+                let falls_back = failure.kind.falls_back();
+                last = Some(failure);
+                if !falls_back {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.map_or_else(
+        || GatewayError::NoBackend {
+            model: req.model.clone(),
+            why: "no provider of the route is loaded".into(),
+        },
+        GatewayError::Upstream,
+    ))
+}
+
+/// A successful attempt.
+enum Answer {
+    Json(crate::wire::openai::ChatResponse),
+    Stream(
+        crate::upstream::UpstreamResponse,
+        crate::providers::AnyStream,
+        Vec<crate::wire::openai::ChatChunk>,
+    ),
+}

@@ -1,0 +1,146 @@
+//! `POST /v1/embeddings`: the route's backends in priority order, then its fallbacks.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+};
+use http::HeaderValue;
+use tokio::time::Instant;
+
+use super::{
+    AppState, body,
+    call::{Deadlines, call},
+    chat::Served,
+};
+use crate::{
+    error::GatewayError,
+    metrics::{RequestLabels, TokenCounts, provider_name},
+    providers::{Failure, Target},
+    routing,
+    wire::openai::EmbeddingsRequest,
+};
+
+/// The handler.
+pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = body::request_id(request.headers());
+    let mut response = match serve(&app, request, &request_id, started).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(request_id, error = %e, status = e.parts().0.as_u16(), "embeddings failed");
+            e.into_response()
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+async fn serve(
+    app: &Arc<AppState>,
+    request: Request,
+    request_id: &str,
+    started: Instant,
+) -> Result<Response, GatewayError> {
+    let snapshot = app.config.snapshot().ok_or(GatewayError::NotReady)?;
+    let (parts, raw) = request.into_parts();
+    let req: EmbeddingsRequest = body::json(&parts.headers, raw, app.max_body).await?;
+    let route = snapshot
+        .route(&req.model)
+        .ok_or_else(|| GatewayError::ModelNotFound(req.model.clone()))?;
+    let plan = routing::plan_default(route);
+    let created = jiff::Timestamp::now().as_second();
+    let first_fallback = plan.backends.len() - plan.fallbacks;
+    let mut waited = Duration::ZERO;
+    let mut last: Option<Failure> = None;
+    for (i, backend) in plan.backends.iter().enumerate() {
+        let Some(provider) = snapshot.provider(&backend.provider) else {
+            continue;
+        };
+        let target = Target {
+            provider: &provider.config,
+            model: &backend.model,
+            secret: provider.next_secret(),
+            request_id,
+            created,
+        };
+        let upstream_req = provider.adapter.embeddings_request(&target, &req)?;
+        let deadlines = Deadlines::new(backend, started);
+        let mut labels = RequestLabels {
+            gen_ai_operation_name: "embeddings",
+            gen_ai_provider_name: provider_name(provider.config.provider_type),
+            gen_ai_request_model: req.model.clone(),
+            gen_ai_response_model: backend.model.clone(),
+            error_type: "",
+            route: route.config.id.clone(),
+        };
+        let attempt = async {
+            let response = call(
+                &snapshot,
+                provider,
+                backend,
+                upstream_req,
+                request_id,
+                &deadlines,
+                &mut waited,
+            )
+            .await?;
+            let t = Instant::now();
+            let bytes = response.bytes(deadlines.total).await;
+            waited += t.elapsed();
+            provider.adapter.embeddings_response(&target, &bytes?)
+        };
+        let outcome = attempt.await;
+        match outcome {
+            Ok(answer) => {
+                let elapsed = started.elapsed();
+                labels.gen_ai_response_model = answer.model.clone();
+                let tokens = TokenCounts {
+                    input: answer.usage.prompt_tokens,
+                    ..TokenCounts::default()
+                };
+                app.metrics
+                    .request(&labels, elapsed.as_secs_f64(), Some(tokens));
+                app.metrics.overhead(
+                    "embeddings",
+                    &route.config.id,
+                    elapsed.saturating_sub(waited).as_secs_f64(),
+                );
+                let mut response = axum::Json(answer).into_response();
+                Served {
+                    route: route.config.id.clone(),
+                    provider: backend.provider.clone(),
+                    model: backend.model.clone(),
+                    attempts: i + 1,
+                    fallback: i >= first_fallback,
+                    rule: None,
+                }
+                .headers(response.headers_mut());
+                return Ok(response);
+            }
+            Err(failure) => {
+                labels.error_type = failure.kind.as_str();
+                app.metrics
+                    .request(&labels, started.elapsed().as_secs_f64(), None);
+                let falls_back = failure.kind.falls_back();
+                last = Some(failure);
+                if !falls_back {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.map_or_else(
+        || GatewayError::NoBackend {
+            model: req.model.clone(),
+            why: format!(
+                "no backend of route {} resolved; see the LLMRoute's conditions",
+                route.config.id
+            ),
+        },
+        GatewayError::Upstream,
+    ))
+}

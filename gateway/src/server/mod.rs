@@ -1,0 +1,146 @@
+//! The HTTP servers: the OpenAI-compatible API and the admin listener, with graceful
+//! shutdown (stop accepting, let in-flight requests and streams finish, bounded by a drain
+//! timeout).
+
+mod admin;
+mod body;
+mod call;
+mod chat;
+mod embeddings;
+mod models;
+mod sse;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    config::{ConfigSource, ConfigState},
+    metrics::Metrics,
+};
+
+/// What the servers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The config.
+    pub config: Arc<ConfigState>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted request body.
+    pub max_body: usize,
+}
+
+/// How to run the gateway.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// API address.
+    pub listen: SocketAddr,
+    /// Admin address.
+    pub admin_listen: SocketAddr,
+    /// Config source.
+    pub source: ConfigSource,
+    /// Longest wait for in-flight requests at shutdown.
+    pub drain_timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body: usize,
+    /// Re-check the config source this often even without file events.
+    pub recheck: Duration,
+}
+
+/// The API routes.
+pub fn api_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::handle))
+        .route("/v1/embeddings", post(embeddings::handle))
+        .route("/v1/models", get(models::handle))
+        .fallback(models::not_found)
+        .with_state(state)
+}
+
+/// The admin routes.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/metrics", get(admin::metrics))
+        .route("/config/status", get(admin::config_status))
+        .with_state(state)
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// Where the admin endpoints listen.
+    pub admin_addr: SocketAddr,
+    /// The shared state (tests read it).
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    servers: JoinHandle<()>,
+    watcher: JoinHandle<()>,
+    drain_timeout: Duration,
+}
+
+impl Running {
+    /// Stops accepting, waits for in-flight requests up to the drain timeout.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.watcher.abort();
+        if tokio::time::timeout(self.drain_timeout, self.servers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?self.drain_timeout, "drain timeout reached; closing remaining connections");
+        }
+    }
+}
+
+/// Binds both listeners, starts watching the config, and serves.
+pub async fn start(options: Options) -> std::io::Result<Running> {
+    crate::install_crypto_provider();
+    let metrics = Arc::new(Metrics::new());
+    let config = Arc::new(ConfigState::new());
+    let state = Arc::new(AppState {
+        config: Arc::clone(&config),
+        metrics: Arc::clone(&metrics),
+        max_body: options.max_body,
+    });
+    let api = TcpListener::bind(options.listen).await?;
+    let admin = TcpListener::bind(options.admin_listen).await?;
+    let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
+    // Load the first config before accepting requests, so a valid config is served at once.
+    crate::config::watch::reload(&options.source, &config, &metrics).await;
+    let watcher =
+        crate::config::watch::spawn(options.source.clone(), config, metrics, options.recheck);
+    let (stop, stopped) = watch::channel(false);
+    let wait = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let api_server = axum::serve(api, api_router(Arc::clone(&state)))
+        .with_graceful_shutdown(wait(stopped.clone()));
+    let admin_server =
+        axum::serve(admin, admin_router(Arc::clone(&state))).with_graceful_shutdown(wait(stopped));
+    let servers = tokio::spawn(async move {
+        let (a, b) = tokio::join!(api_server.into_future(), admin_server.into_future());
+        for result in [a, b] {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        }
+    });
+    tracing::info!(%api_addr, %admin_addr, "tollgate-gateway listening");
+    Ok(Running {
+        api_addr,
+        admin_addr,
+        state,
+        stop,
+        servers,
+        watcher,
+        drain_timeout: options.drain_timeout,
+    })
+}
