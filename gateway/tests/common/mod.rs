@@ -1,0 +1,108 @@
+//! Test helpers: a real gateway on 127.0.0.1 fed a config directory laid out like the
+//! mounted ConfigMap and Secret.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by several test binaries
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use tollgate_crds::{catalog::PriceCatalogue, config::CONFIG_FILE, manifests::Manifests, mount::write_atomic};
+use tollgate_gateway::{
+    config::ConfigSource,
+    server::{self, Options, Running},
+};
+
+/// Compiles `yaml` and writes `dir/config` and `dir/secrets` like kubelet would.
+pub fn write_config(dir: &Path, yaml: &str) {
+    let mut m = Manifests::default();
+    let mut errors = Vec::new();
+    m.add_text(Path::new("test.yaml"), yaml, &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    let compiled = m.compile(PriceCatalogue::builtin().unwrap()).unwrap();
+    assert!(compiled.problems.is_empty(), "{:?}", compiled.problems);
+    let config = BTreeMap::from([(CONFIG_FILE.to_string(), compiled.config.to_json().unwrap().into_bytes())]);
+    write_atomic(&dir.join("config"), &config, 0o644).unwrap();
+    write_atomic(&dir.join("secrets"), &m.gateway_secret_data(&compiled.config), 0o600).unwrap();
+}
+
+/// Writes raw config text (possibly invalid) as the ConfigMap's file.
+pub fn write_raw_config(dir: &Path, text: &str) {
+    let config = BTreeMap::from([(CONFIG_FILE.to_string(), text.as_bytes().to_vec())]);
+    write_atomic(&dir.join("config"), &config, 0o644).unwrap();
+}
+
+/// A gateway serving `dir`.
+pub async fn start(dir: &Path) -> Running {
+    server::start(Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        source: ConfigSource::Dir(dir.to_path_buf()),
+        drain_timeout: Duration::from_secs(5),
+        max_body: 1024 * 1024,
+        recheck: Duration::from_millis(200),
+    })
+    .await
+    .unwrap()
+}
+
+/// A gateway serving `yaml` from a fresh temp dir (kept alive by the returned guard).
+pub async fn start_with(yaml: &str) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), yaml);
+    (start(dir.path()).await, dir)
+}
+
+pub fn http() -> reqwest::Client {
+    tollgate_gateway::install_crypto_provider();
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+pub fn api(g: &Running, path: &str) -> String {
+    format!("http://{}{path}", g.api_addr)
+}
+
+pub fn admin(g: &Running, path: &str) -> String {
+    format!("http://{}{path}", g.admin_addr)
+}
+
+/// POSTs JSON; returns status, headers and body text.
+pub async fn post(g: &Running, path: &str, body: serde_json::Value) -> (u16, reqwest::header::HeaderMap, String) {
+    let r = http().post(api(g, path)).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.text().await.unwrap())
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
+        .collect()
+}
+
+/// Content text joined from streamed chunks.
+pub fn streamed_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .flat_map(|v| v["choices"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["delta"]["content"].as_str().map(str::to_owned))
+        .collect()
+}
+
+pub const MOCK: &str = r#"
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {name: mock, namespace: default}
+spec:
+  type: mock
+  models: [{name: mock-chat, pricing: {input: "0.15", output: "0.60"}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {name: demo, namespace: default}
+spec:
+  model: demo
+  aliases: [gpt-4o-mini]
+  backends: [{providerRef: {name: mock}, model: mock-chat}]
+"#;
