@@ -10,11 +10,19 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn non_streaming_chat_answers_with_usage_and_routing_headers() {
     let (g, _dir) = start_with(MOCK).await;
-    let (status, headers, body) = post(&g, "/v1/chat/completions", json!({"model": "demo", "messages": [{"role": "user", "content": "Hello"}]})).await;
+    let (status, headers, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "demo", "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["object"], "chat.completion");
-    assert_eq!(v["choices"][0]["message"]["content"], "Hello from Tollgate's mock provider. You said: Hello");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from Tollgate's mock provider. You said: Hello"
+    );
     assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
     assert_eq!(headers["x-tollgate-route"], "default/demo");
     assert_eq!(headers["x-tollgate-provider"], "default/mock");
@@ -42,13 +50,24 @@ async fn aliases_select_the_route_and_request_ids_are_echoed() {
 #[tokio::test]
 async fn streams_end_with_done_and_usage_only_when_asked() {
     let (g, _dir) = start_with(MOCK).await;
-    let (status, headers, body) = post(&g, "/v1/chat/completions", json!({"model": "demo", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})).await;
+    let (status, headers, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "demo", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/event-stream");
     let data = sse_data(&body);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-    assert_eq!(streamed_text(&body), "Hello from Tollgate's mock provider. You said: Hi");
-    assert!(!body.contains("\"usage\":{"), "no usage chunk unless asked: {body}");
+    assert_eq!(
+        streamed_text(&body),
+        "Hello from Tollgate's mock provider. You said: Hi"
+    );
+    assert!(
+        !body.contains("\"usage\":{"),
+        "no usage chunk unless asked: {body}"
+    );
 
     let (_, _, body) = post(
         &g,
@@ -79,56 +98,148 @@ async fn tool_calls_and_image_inputs_work() {
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
-    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
     g.shutdown().await;
 }
 
 #[tokio::test]
 async fn client_errors_use_openai_error_json() {
     let (g, _dir) = start_with(MOCK).await;
-    let (status, _, body) = post(&g, "/v1/chat/completions", json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let (status, _, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(status, 404);
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((v["error"]["code"].as_str(), v["error"]["param"].as_str()), (Some("model_not_found"), Some("model")));
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["param"].as_str()),
+        (Some("model_not_found"), Some("model"))
+    );
 
-    let (status, _, body) = post(&g, "/v1/chat/completions", json!({"model": "demo", "messages": []})).await;
+    let (status, _, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "demo", "messages": []}),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["param"], "messages");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["param"],
+        "messages"
+    );
 
-    let r = http().post(api(&g, "/v1/chat/completions")).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = http()
+        .post(api(&g, "/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
 
     let huge = "x".repeat(2 * 1024 * 1024);
-    let (status, _, body) = post(&g, "/v1/chat/completions", json!({"model": "demo", "messages": [{"role": "user", "content": huge}]})).await;
+    let (status, _, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "demo", "messages": [{"role": "user", "content": huge}]}),
+    )
+    .await;
     assert_eq!(status, 413, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "request_too_large");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        "request_too_large"
+    );
 
     let r = http().get(api(&g, "/v2/whatever")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert!(r.json::<Value>().await.unwrap()["error"]["message"].as_str().is_some());
+    assert!(
+        r.json::<Value>().await.unwrap()["error"]["message"]
+            .as_str()
+            .is_some()
+    );
     g.shutdown().await;
 }
 
 #[tokio::test]
 async fn models_embeddings_and_admin_endpoints() {
     let (g, _dir) = start_with(MOCK).await;
-    let models: Value = http().get(api(&g, "/v1/models")).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let models: Value = http()
+        .get(api(&g, "/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["demo", "gpt-4o-mini"]);
 
-    let (status, _, body) = post(&g, "/v1/embeddings", json!({"model": "demo", "input": ["a", "b"]})).await;
+    let (status, _, body) = post(
+        &g,
+        "/v1/embeddings",
+        json!({"model": "demo", "input": ["a", "b"]}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
 
-    assert_eq!(http().get(admin(&g, "/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(http().get(admin(&g, "/readyz")).send().await.unwrap().status(), 200);
-    let status: Value = http().get(admin(&g, "/config/status")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        http()
+            .get(admin(&g, "/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http()
+            .get(admin(&g, "/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let status: Value = http()
+        .get(admin(&g, "/config/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(status["hash"].as_str().unwrap().len(), 64);
     assert!(status["lastError"].is_null());
-    let metrics = http().get(admin(&g, "/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["gen_ai_client_token_usage", "gen_ai_server_request_duration", "tollgate_gateway_overhead_seconds", "tollgate_config_info"] {
+    let metrics = http()
+        .get(admin(&g, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "gen_ai_client_token_usage",
+        "gen_ai_server_request_duration",
+        "tollgate_gateway_overhead_seconds",
+        "tollgate_config_info",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     assert!(metrics.contains(r#"gen_ai_token_type="input""#));
@@ -141,10 +252,36 @@ async fn not_ready_without_a_valid_config() {
     let dir = tempfile::tempdir().unwrap();
     write_raw_config(dir.path(), "{\"version\": 99}");
     let g = start(dir.path()).await;
-    assert_eq!(http().get(admin(&g, "/readyz")).send().await.unwrap().status(), 503);
-    let (status, _, body) = post(&g, "/v1/chat/completions", json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(
+        http()
+            .get(admin(&g, "/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    let (status, _, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(status, 503, "{body}");
-    let status: Value = http().get(admin(&g, "/config/status")).send().await.unwrap().json().await.unwrap();
-    assert!(status["lastError"].as_str().unwrap().contains("version 99 is not supported"), "{status}");
+    let status: Value = http()
+        .get(admin(&g, "/config/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        status["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("version 99 is not supported"),
+        "{status}"
+    );
     g.shutdown().await;
 }

@@ -70,32 +70,58 @@ async fn requests_pass_through_with_key_model_and_unknown_fields() {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(header("authorization", "Bearer sk-primary"))
-        .and(body_partial_json(json!({"model": "up-model", "logit_bias": {"42": 1}})))
+        .and(body_partial_json(
+            json!({"model": "up-model", "logit_bias": {"42": 1}}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(completion("up-model", "hello")))
         .expect(1)
         .mount(&up)
         .await;
-    let (g, _dir) = start_with(&manifests(&format!("{}/v1", up.uri()), "http://127.0.0.1:9")).await;
+    let (g, _dir) = start_with(&manifests(
+        &format!("{}/v1", up.uri()),
+        "http://127.0.0.1:9",
+    ))
+    .await;
     let (status, headers, body) = post(&g, "/v1/chat/completions", chat(false)).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "hello");
-    assert_eq!(v["system_fingerprint"], "fp_1", "unknown response fields pass through");
+    assert_eq!(
+        v["system_fingerprint"], "fp_1",
+        "unknown response fields pass through"
+    );
     assert_eq!(headers["x-tollgate-fallback"], "false");
     let received = &up.received_requests().await.unwrap()[0];
-    assert!(received.headers.get("x-request-id").is_some(), "the request id goes upstream");
+    assert!(
+        received.headers.get("x-request-id").is_some(),
+        "the request id goes upstream"
+    );
     g.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_500_falls_back_and_a_400_does_not() {
     let (up, fb) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500).set_body_string("boom")).mount(&up).await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(completion("fb-model", "from fallback"))).mount(&fb).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
+        .mount(&up)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(completion("fb-model", "from fallback")),
+        )
+        .mount(&fb)
+        .await;
     let (g, _dir) = start_with(&manifests(&up.uri(), &fb.uri())).await;
     let (status, headers, body) = post(&g, "/v1/chat/completions", chat(false)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((headers["x-tollgate-attempts"].to_str().unwrap(), headers["x-tollgate-fallback"].to_str().unwrap()), ("2", "true"));
+    assert_eq!(
+        (
+            headers["x-tollgate-attempts"].to_str().unwrap(),
+            headers["x-tollgate-fallback"].to_str().unwrap()
+        ),
+        ("2", "true")
+    );
     assert!(body.contains("from fallback"));
 
     up.reset().await;
@@ -106,18 +132,28 @@ async fn a_500_falls_back_and_a_400_does_not() {
     let (status, _, body) = post(&g, "/v1/chat/completions", chat(false)).await;
     assert_eq!(status, 400, "client errors never fall back: {body}");
     assert!(body.contains("bad temperature"));
-    assert_eq!(fb.received_requests().await.unwrap().len(), 1, "the fallback saw only the first request");
+    assert_eq!(
+        fb.received_requests().await.unwrap().len(),
+        1,
+        "the fallback saw only the first request"
+    );
     g.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_dead_primary_falls_back_and_a_429_is_passed_on_with_retry_after() {
     let fb = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(completion("fb-model", "ok"))).mount(&fb).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("fb-model", "ok")))
+        .mount(&fb)
+        .await;
     // Port 9 on loopback: nothing listens, connection refused.
     let (g, _dir) = start_with(&manifests("http://127.0.0.1:9", &fb.uri())).await;
     let (status, headers, _) = post(&g, "/v1/chat/completions", chat(false)).await;
-    assert_eq!((status, headers["x-tollgate-fallback"].to_str().unwrap()), (200, "true"));
+    assert_eq!(
+        (status, headers["x-tollgate-fallback"].to_str().unwrap()),
+        (200, "true")
+    );
     g.shutdown().await;
 
     let up = MockServer::start().await;
@@ -129,20 +165,36 @@ async fn a_dead_primary_falls_back_and_a_429_is_passed_on_with_retry_after() {
     let (status, headers, body) = post(&g, "/v1/chat/completions", chat(false)).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(headers["retry-after"], "17");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["type"], "rate_limit_error");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
     g.shutdown().await;
 }
 
 #[tokio::test]
 async fn upstream_streams_are_forwarded_and_a_500_before_the_first_byte_falls_back() {
     let (up, fb) = (MockServer::start().await, MockServer::start().await);
-    let sse = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openai/stream_tool_call.sse")).unwrap();
+    let sse = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/openai/stream_tool_call.sse"
+    ))
+    .unwrap();
     Mock::given(method("POST"))
-        .and(body_partial_json(json!({"stream": true, "stream_options": {"include_usage": true}})))
-        .respond_with(ResponseTemplate::new(200).insert_header("content-type", "text/event-stream").set_body_string(sse))
+        .and(body_partial_json(
+            json!({"stream": true, "stream_options": {"include_usage": true}}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(sse),
+        )
         .mount(&fb)
         .await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&up).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&up)
+        .await;
     let (g, _dir) = start_with(&manifests(&up.uri(), &fb.uri())).await;
     let (status, headers, body) = post(&g, "/v1/chat/completions", chat(true)).await;
     assert_eq!(status, 200, "{body}");
@@ -150,7 +202,10 @@ async fn upstream_streams_are_forwarded_and_a_500_before_the_first_byte_falls_ba
     let data = sse_data(&body);
     assert_eq!(data.last().unwrap(), "[DONE]");
     assert!(body.contains(r#""name":"get_weather""#));
-    assert!(!body.contains(r#""usage":{"prompt_tokens""#), "the client did not ask for usage");
+    assert!(
+        !body.contains(r#""usage":{"prompt_tokens""#),
+        "the client did not ask for usage"
+    );
     g.shutdown().await;
 }
 
@@ -160,7 +215,9 @@ async fn cutting_server() -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         for _ in 0..4 {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let mut buf = vec![0u8; 65536];
             let _ = socket.read(&mut buf).await;
             let event = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up-model\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"partial\"},\"finish_reason\":null}]}\n\n";
@@ -178,7 +235,10 @@ async fn cutting_server() -> String {
 #[tokio::test]
 async fn a_stream_cut_mid_way_ends_with_an_error_event_and_no_done() {
     let fb = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(completion("fb-model", "unused"))).mount(&fb).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("fb-model", "unused")))
+        .mount(&fb)
+        .await;
     let (g, _dir) = start_with(&manifests(&cutting_server().await, &fb.uri())).await;
     let (status, _, body) = post(&g, "/v1/chat/completions", chat(true)).await;
     assert_eq!(status, 200);
@@ -186,8 +246,14 @@ async fn a_stream_cut_mid_way_ends_with_an_error_event_and_no_done() {
     assert!(data.iter().any(|d| d.contains("partial")), "{body}");
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["type"], "api_error", "{body}");
-    assert!(!body.contains("[DONE]"), "a cut stream must never look finished: {body}");
-    assert!(fb.received_requests().await.unwrap().is_empty(), "no fallback after the first byte");
+    assert!(
+        !body.contains("[DONE]"),
+        "a cut stream must never look finished: {body}"
+    );
+    assert!(
+        fb.received_requests().await.unwrap().is_empty(),
+        "no fallback after the first byte"
+    );
     g.shutdown().await;
 }
 

@@ -12,7 +12,11 @@ use common::*;
 
 fn python_with_openai() -> Option<String> {
     for python in ["python3", "python"] {
-        let ok = Command::new(python).args(["-c", "import openai"]).output().map(|o| o.status.success()).unwrap_or(false);
+        let ok = Command::new(python)
+            .args(["-c", "import openai"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
         if ok {
             return Some(python.to_owned());
         }
@@ -23,17 +27,29 @@ fn python_with_openai() -> Option<String> {
 #[tokio::test]
 async fn the_openai_python_sdk_works_against_the_gateway() {
     let Some(python) = python_with_openai() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must provide python3 with the openai package (see .ci/run)");
-        println!("SKIP python_sdk: no python3 with the `openai` package; `pip install openai` to run it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide python3 with the openai package (see .ci/run)"
+        );
+        println!(
+            "SKIP python_sdk: no python3 with the `openai` package; `pip install openai` to run it"
+        );
         return;
     };
     let (g, _dir) = start_with(MOCK).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
     let base = api(&g, "/v1");
-    let output = tokio::task::spawn_blocking(move || Command::new(python).arg(script).arg(base).output()).await.unwrap().unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(python).arg(script).arg(base).output())
+            .await
+            .unwrap()
+            .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK checks failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "SDK checks failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("openai SDK checks passed"), "{stdout}");
     g.shutdown().await;
 }

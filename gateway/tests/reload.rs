@@ -8,75 +8,39 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
-
-/// An OpenAI-compatible server streaming `n` events, `gap` apart.
-async fn slow_stream_server(n: usize, gap: Duration) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let _ = socket.read(&mut buf).await;
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-                if socket.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let mut events: Vec<String> = (0..n)
-                    .map(|i| format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"slow\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]}}\n\n"))
-                    .collect();
-                events.push("data: [DONE]\n\n".to_owned());
-                for event in events {
-                    let chunk = format!("{:x}\r\n{event}\r\n", event.len());
-                    if socket.write_all(chunk.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(gap).await;
-                }
-                let _ = socket.write_all(b"0\r\n\r\n").await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
-fn slow_route(base: &str) -> String {
-    format!(
-        r#"
-apiVersion: llm.tollgate.dev/v1alpha1
-kind: LLMProvider
-metadata: {{name: slow, namespace: default}}
-spec:
-  type: openai-compatible
-  baseURL: {base}
-  models: [{{name: slow, pricing: {{input: "0", output: "0"}}}}]
----
-apiVersion: llm.tollgate.dev/v1alpha1
-kind: LLMRoute
-metadata: {{name: old, namespace: default}}
-spec:
-  model: old
-  backends: [{{providerRef: {{name: slow}}, model: slow}}]
-"#
-    )
-}
 
 async fn models(g: &tollgate_gateway::server::Running) -> Vec<String> {
-    let v: Value = http().get(api(g, "/v1/models")).send().await.unwrap().json().await.unwrap();
-    v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+    let v: Value = http()
+        .get(api(g, "/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
 async fn a_swap_mid_stream_loses_no_request_and_new_requests_use_the_new_routes() {
-    let base = slow_stream_server(10, Duration::from_millis(80)).await;
+    let (base, _) = slow_stream_server(10, Duration::from_millis(80)).await;
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &slow_route(&base));
     let g = start(dir.path()).await;
-    let first_hash = http().get(admin(&g, "/config/status")).send().await.unwrap().json::<Value>().await.unwrap()["hash"].clone();
+    let first_hash = http()
+        .get(admin(&g, "/config/status"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["hash"]
+        .clone();
 
     let url = api(&g, "/v1/chat/completions");
     let in_flight = tokio::spawn(async move {
@@ -96,14 +60,37 @@ async fn a_swap_mid_stream_loses_no_request_and_new_requests_use_the_new_routes(
     }
     assert!(swapped, "the new config was picked up within 5s");
     let body = in_flight.await.unwrap();
-    assert!(body.ends_with("data: [DONE]\n\n"), "the in-flight stream finished on its old config: {body}");
-    assert_eq!(streamed_text(&body), (0..10).map(|i| format!("w{i} ")).collect::<String>());
+    assert!(
+        body.ends_with("data: [DONE]\n\n"),
+        "the in-flight stream finished on its old config: {body}"
+    );
+    assert_eq!(
+        streamed_text(&body),
+        (0..10).map(|i| format!("w{i} ")).collect::<String>()
+    );
 
-    let (status, _, _) = post(&g, "/v1/chat/completions", json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let (status, _, _) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, _, _) = post(&g, "/v1/chat/completions", json!({"model": "old", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let (status, _, _) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "old", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(status, 404, "the old route is gone");
-    let status: Value = http().get(admin(&g, "/config/status")).send().await.unwrap().json().await.unwrap();
+    let status: Value = http()
+        .get(admin(&g, "/config/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_ne!(status["hash"], first_hash);
     g.shutdown().await;
 }
@@ -111,22 +98,61 @@ async fn a_swap_mid_stream_loses_no_request_and_new_requests_use_the_new_routes(
 #[tokio::test]
 async fn an_invalid_config_is_rejected_and_the_last_good_one_keeps_serving() {
     let (g, dir) = start_with(MOCK).await;
-    let good = http().get(admin(&g, "/config/status")).send().await.unwrap().json::<Value>().await.unwrap()["hash"].clone();
-    write_raw_config(dir.path(), r#"{"version":1,"providers":[],"routes":[{"id":"x/y","model":"m","backends":[{"provider":"x/missing","model":"m","timeouts":{"connectMs":1,"firstTokenMs":1,"idleMs":1,"totalMs":1},"weight":1,"priority":0}],"retry":{"attempts":1,"backoffInitialMs":1,"backoffMaxMs":1,"on":[],"budgetPercent":0}}],"budgets":[],"sources":[]}"#);
+    let good = http()
+        .get(admin(&g, "/config/status"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["hash"]
+        .clone();
+    write_raw_config(
+        dir.path(),
+        r#"{"version":1,"providers":[],"routes":[{"id":"x/y","model":"m","backends":[{"provider":"x/missing","model":"m","timeouts":{"connectMs":1,"firstTokenMs":1,"idleMs":1,"totalMs":1},"weight":1,"priority":0}],"retry":{"attempts":1,"backoffInitialMs":1,"backoffMaxMs":1,"on":[],"budgetPercent":0}}],"budgets":[],"sources":[]}"#,
+    );
     let mut status = Value::Null;
     for _ in 0..50 {
-        status = http().get(admin(&g, "/config/status")).send().await.unwrap().json().await.unwrap();
+        status = http()
+            .get(admin(&g, "/config/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if status["lastError"].is_string() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(status["lastError"].as_str().unwrap_or_default().contains("x/missing does not exist"), "{status}");
+    assert!(
+        status["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("x/missing does not exist"),
+        "{status}"
+    );
     assert_eq!(status["hash"], good, "still serving the last good config");
-    let (code, _, _) = post(&g, "/v1/chat/completions", json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let (code, _, _) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(code, 200);
-    let metrics = http().get(admin(&g, "/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"tollgate_config_reloads_total{result="rejected"}"#), "{metrics}");
+    let metrics = http()
+        .get(admin(&g, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"tollgate_config_reloads_total{result="rejected"}"#),
+        "{metrics}"
+    );
     g.shutdown().await;
 }
 
@@ -135,8 +161,14 @@ async fn a_rotated_key_is_picked_up_without_a_restart() {
     use wiremock::{Mock, MockServer, ResponseTemplate, matchers::header};
     let up = MockServer::start().await;
     let ok = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]});
-    Mock::given(header("authorization", "Bearer new-key")).respond_with(ResponseTemplate::new(200).set_body_json(ok)).mount(&up).await;
-    Mock::given(header("authorization", "Bearer old-key")).respond_with(ResponseTemplate::new(401)).mount(&up).await;
+    Mock::given(header("authorization", "Bearer new-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok))
+        .mount(&up)
+        .await;
+    Mock::given(header("authorization", "Bearer old-key"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&up)
+        .await;
     let yaml = |key: &str| {
         format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: k, namespace: default}}\nstringData: {{key: {key}}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: p, namespace: default}}\nspec: {{type: openai-compatible, baseURL: \"{}\", auth: {{secretRefs: [{{name: k, key: key}}]}}, models: [{{name: m, pricing: {{input: \"0\", output: \"0\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: r, namespace: default}}\nspec: {{model: r, backends: [{{providerRef: {{name: p}}, model: m}}]}}\n",
@@ -147,7 +179,11 @@ async fn a_rotated_key_is_picked_up_without_a_restart() {
     write_config(dir.path(), &yaml("old-key"));
     let g = start(dir.path()).await;
     let req = json!({"model": "r", "messages": [{"role": "user", "content": "hi"}]});
-    assert_eq!(post(&g, "/v1/chat/completions", req.clone()).await.0, 502, "our key was refused: not the client's fault");
+    assert_eq!(
+        post(&g, "/v1/chat/completions", req.clone()).await.0,
+        502,
+        "our key was refused: not the client's fault"
+    );
     write_config(dir.path(), &yaml("new-key"));
     let mut code = 0;
     for _ in 0..50 {

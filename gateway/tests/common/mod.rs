@@ -3,9 +3,24 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by several test binaries
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use tollgate_crds::{catalog::PriceCatalogue, config::CONFIG_FILE, manifests::Manifests, mount::write_atomic};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use tollgate_crds::{
+    catalog::PriceCatalogue, config::CONFIG_FILE, manifests::Manifests, mount::write_atomic,
+};
 use tollgate_gateway::{
     config::ConfigSource,
     server::{self, Options, Running},
@@ -19,9 +34,17 @@ pub fn write_config(dir: &Path, yaml: &str) {
     assert!(errors.is_empty(), "{errors:?}");
     let compiled = m.compile(PriceCatalogue::builtin().unwrap()).unwrap();
     assert!(compiled.problems.is_empty(), "{:?}", compiled.problems);
-    let config = BTreeMap::from([(CONFIG_FILE.to_string(), compiled.config.to_json().unwrap().into_bytes())]);
+    let config = BTreeMap::from([(
+        CONFIG_FILE.to_string(),
+        compiled.config.to_json().unwrap().into_bytes(),
+    )]);
     write_atomic(&dir.join("config"), &config, 0o644).unwrap();
-    write_atomic(&dir.join("secrets"), &m.gateway_secret_data(&compiled.config), 0o600).unwrap();
+    write_atomic(
+        &dir.join("secrets"),
+        &m.gateway_secret_data(&compiled.config),
+        0o600,
+    )
+    .unwrap();
 }
 
 /// Writes raw config text (possibly invalid) as the ConfigMap's file.
@@ -53,7 +76,10 @@ pub async fn start_with(yaml: &str) -> (Running, tempfile::TempDir) {
 
 pub fn http() -> reqwest::Client {
     tollgate_gateway::install_crypto_provider();
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 pub fn api(g: &Running, path: &str) -> String {
@@ -65,7 +91,11 @@ pub fn admin(g: &Running, path: &str) -> String {
 }
 
 /// POSTs JSON; returns status, headers and body text.
-pub async fn post(g: &Running, path: &str, body: serde_json::Value) -> (u16, reqwest::header::HeaderMap, String) {
+pub async fn post(
+    g: &Running,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let r = http().post(api(g, path)).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -75,7 +105,12 @@ pub async fn post(g: &Running, path: &str, body: serde_json::Value) -> (u16, req
 /// The `data:` payloads of an SSE body.
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
-        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
+        .filter_map(|event| {
+            event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -106,3 +141,77 @@ spec:
   aliases: [gpt-4o-mini]
   backends: [{providerRef: {name: mock}, model: mock-chat}]
 "#;
+
+/// How many streams the slow server completed and how many the peer cut.
+#[derive(Debug, Default)]
+pub struct StreamCounts {
+    pub completed: AtomicUsize,
+    pub aborted: AtomicUsize,
+}
+
+impl StreamCounts {
+    pub fn completed(&self) -> usize {
+        self.completed.load(Ordering::SeqCst)
+    }
+    pub fn aborted(&self) -> usize {
+        self.aborted.load(Ordering::SeqCst)
+    }
+}
+
+/// An OpenAI-compatible server streaming `n` events `gap` apart; counts finished and cut streams.
+pub async fn slow_stream_server(n: usize, gap: Duration) -> (String, Arc<StreamCounts>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(StreamCounts::default());
+    let c = Arc::clone(&counts);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = socket.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                let mut events: Vec<String> = (0..n)
+                    .map(|i| format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"slow\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]}}\n\n"))
+                    .collect();
+                events.push("data: [DONE]\n\n".to_owned());
+                let mut ok = socket.write_all(head.as_bytes()).await.is_ok();
+                for event in events {
+                    let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                    ok = ok
+                        && socket.write_all(chunk.as_bytes()).await.is_ok()
+                        && socket.flush().await.is_ok();
+                    if !ok {
+                        break;
+                    }
+                    tokio::time::sleep(gap).await;
+                }
+                ok = ok && socket.write_all(b"0\r\n\r\n").await.is_ok();
+                if ok { &c.completed } else { &c.aborted }.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (format!("http://{addr}"), counts)
+}
+
+/// A provider and route `slow` in front of `base`.
+pub fn slow_route(base: &str) -> String {
+    format!(
+        r#"
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {{name: slow, namespace: default}}
+spec:
+  type: openai-compatible
+  baseURL: {base}
+  models: [{{name: slow, pricing: {{input: "0", output: "0"}}}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {{name: old, namespace: default}}
+spec:
+  model: old
+  backends: [{{providerRef: {{name: slow}}, model: slow}}]
+"#
+    )
+}
