@@ -1,8 +1,8 @@
 # Everyday commands. `just --list` shows them.
 
-# Until the gateway serves, "run" validates and renders the quickstart sample (no API key needed).
+# The gateway on the quickstart sample (mock provider: no API key needed), hot-reloaded.
 run:
-    cargo run -q -p tollgate-operator -- render -f config/samples/quickstart.yaml
+    cargo run -q -p tollgate-gateway -- serve -f config/samples/quickstart.yaml --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:9090 --log-format text
 
 # Every test that needs no cluster (the e2e suite skips itself without one).
 test:
@@ -17,8 +17,9 @@ lint:
 crds:
     cargo run -q -p tollgate-crds --bin crdgen
 
-# Benchmarks: so far the compile function at cluster scale (the gateway's joins it later).
+# Benchmarks: the gateway's own overhead per request, and the compile function at cluster scale.
 bench:
+    cargo bench -p tollgate-gateway
     cargo bench -p tollgate-crds
 
 # Tests against a real cluster (kind); set TOLLGATE_E2E_REQUIRE_CLUSTER=1 to fail instead of skip.

@@ -31,6 +31,9 @@ struct Cli {
 enum Command {
     /// Serve the OpenAI-compatible API.
     Serve(ServeArgs),
+    /// Run the mock upstream: a TEST DOUBLE speaking the OpenAI, Anthropic and Gemini wire
+    /// formats over HTTP, with knobs for latency, errors and cut streams.
+    MockUpstream(tollgate_gateway::mock_upstream::MockUpstreamArgs),
 }
 
 #[derive(Args)]
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::MockUpstream(args) => runtime.block_on(tollgate_gateway::mock_upstream::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,3 @@
-// NOTE TO WHOEVER IMPLEMENTS THIS MODULE IN THE CURRENT CHANGE: first read /tmp/helper-common.md
-// (conventions, required tests, and the private-copy workflow: work in /tmp/work-NAME, copy only
-// your own files back, never commit). The lead removes this note.
 //! Provider adapters: pure translation between OpenAI's chat API and each provider's, with no
 //! I/O. Each provider is one module implementing [`ProviderAdapter`]; the closed [`Adapter`]
 //! enum dispatches by `match`, so the hot path has no trait objects.

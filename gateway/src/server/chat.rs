@@ -181,7 +181,7 @@ async fn serve(
                         }
                     }
                 }
-                Ok(Answer::Stream(response, translator, first))
+                Ok(Answer::Stream(Box::new((response, translator, first))))
             } else {
                 let t = Instant::now();
                 let bytes = response.bytes(deadlines.total).await;
@@ -211,7 +211,8 @@ async fn serve(
                 served.headers(response.headers_mut());
                 return Ok(response);
             }
-            Ok(Answer::Stream(upstream, translator, first)) => {
+            Ok(Answer::Stream(started_stream)) => {
+                let (upstream, translator, first) = *started_stream;
                 let stream = sse::ChatStream::new(sse::StreamParts {
                     upstream,
                     translator,
@@ -267,9 +268,12 @@ async fn serve(
 /// A successful attempt.
 enum Answer {
     Json(crate::wire::openai::ChatResponse),
+    /// Boxed: translators differ a lot in size.
     Stream(
-        crate::upstream::UpstreamResponse,
-        crate::providers::AnyStream,
-        Vec<crate::wire::openai::ChatChunk>,
+        Box<(
+            crate::upstream::UpstreamResponse,
+            crate::providers::AnyStream,
+            Vec<crate::wire::openai::ChatChunk>,
+        )>,
     ),
 }

@@ -1,3 +1,4 @@
 //! Stream framings.
 
+pub mod eventstream;
 pub mod sse;
