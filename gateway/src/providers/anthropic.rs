@@ -786,7 +786,8 @@ impl ErrorFields {
             "authentication_error" => FailureKind::Authentication,
             "permission_error" | "billing_error" => FailureKind::PermissionDenied,
             "not_found_error" => FailureKind::NotFound,
-            "api_error" => FailureKind::Server,
+            // A generic server error: the HTTP status (500, 503…) says more.
+            "api_error" => return None,
             "timeout_error" => FailureKind::Timeout,
             "invalid_request_error" => {
                 let message = self.message.to_ascii_lowercase();
