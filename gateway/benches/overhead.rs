@@ -1,12 +1,11 @@
-//! The gateway's own overhead: the same bounded load sent straight to a fast local upstream
+//! The gateway's own overhead: the same bounded load sent straight to the mock upstream
 //! and through the gateway, on loopback. Prints throughput, client-side latency percentiles
 //! both ways, and the gateway's `tollgate_gateway_overhead_seconds` mean. Run: `just bench`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken setup should fail the bench loudly
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use axum::{Router, routing::post};
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::time::Instant;
@@ -15,6 +14,7 @@ use tollgate_crds::{
 };
 use tollgate_gateway::{
     config::ConfigSource,
+    mock_upstream::{self, Knobs, MockServer},
     server::{self, Options},
 };
 
@@ -22,23 +22,10 @@ const REQUESTS: usize = 4000;
 const CONCURRENCY: usize = 16;
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
-async fn upstream() -> String {
-    let body = Arc::new(json!({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "bench",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "A short, fixed answer from the benchmark upstream."}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
-    }));
-    let app = Router::new().route(
-        "/v1/chat/completions",
-        post(move || {
-            let body = Arc::clone(&body);
-            async move { axum::Json((*body).clone()) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/v1")
+/// The mock-upstream test double, speaking OpenAI's format, as the fast upstream.
+async fn upstream() -> (String, MockServer) {
+    let server = mock_upstream::spawn(Knobs::default()).await.unwrap();
+    (format!("{}/v1", server.url()), server)
 }
 
 fn config(dir: &std::path::Path, base: &str) {
@@ -108,7 +95,7 @@ fn metric_sum_count(text: &str, name: &str) -> (f64, f64) {
 #[tokio::main]
 async fn main() {
     tollgate_gateway::install_crypto_provider();
-    let base = upstream().await;
+    let (base, _upstream) = upstream().await;
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), &base);
     let g = server::start(Options {

@@ -328,6 +328,27 @@ spec:
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "Hello from Bedrock");
     assert_eq!(v["usage"]["total_tokens"], 13);
+
+    // Image input travels as bytes; tools as toolSpec (the stub answers text either way).
+    let image = json!([{"role": "user", "content": [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]);
+    let (status, _, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "chat", "messages": image, "tools": tools()}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sent: Value =
+        serde_json::from_slice(&up.received_requests().await.unwrap().last().unwrap().body)
+            .unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"][1]["image"]["source"]["bytes"], "iVBORw0KGgo=",
+        "{sent}"
+    );
+    assert_eq!(
+        sent["toolConfig"]["tools"][0]["toolSpec"]["name"], "get_weather",
+        "{sent}"
+    );
     let (status, _, body) = post(
         &g,
         "/v1/chat/completions",
@@ -337,5 +358,74 @@ spec:
     assert_eq!(status, 200, "{body}");
     assert_eq!(streamed_text(&body), "Hello stream");
     assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    g.shutdown().await;
+}
+
+#[tokio::test]
+async fn bedrock_tool_calls_and_throttling_through_the_gateway() {
+    let up = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/model/m1/converse"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "output": {"message": {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}}}]}},
+            "stopReason": "tool_use",
+            "usage": {"inputTokens": 20, "outputTokens": 8, "totalTokens": 28}
+        })))
+        .mount(&up)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/model/m2/converse"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header(
+                    "x-amzn-errortype",
+                    "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+                )
+                .insert_header("retry-after", "3")
+                .set_body_json(
+                    json!({"message": "Too many requests, please wait before trying again."}),
+                ),
+        )
+        .mount(&up)
+        .await;
+    let yaml = |model: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: k, namespace: default}}\nstringData: {{key: bedrock-api-key}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: br, namespace: default}}\nspec: {{type: bedrock, baseURL: \"{}\", bedrock: {{region: eu-west-1}}, auth: {{secretRefs: [{{name: k, key: key}}]}}, models: [{{name: {model}, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: default}}\nspec: {{model: chat, backends: [{{providerRef: {{name: br}}, model: {model}}}]}}\n",
+            up.uri()
+        )
+    };
+    let (g, _dir) = start_with(&yaml("m1")).await;
+    let (status, _, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "chat", "tools": tools(), "messages": user("Weather in Paris?")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "tooluse_1");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Paris"})
+    );
+    let received = up.received_requests().await.unwrap();
+    assert_eq!(
+        received[0].headers["authorization"], "Bearer bedrock-api-key",
+        "Bedrock API keys are bearer tokens"
+    );
+    g.shutdown().await;
+
+    let (g, _dir) = start_with(&yaml("m2")).await;
+    let (status, headers, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "chat", "messages": user("Hi")}),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["retry-after"], "3");
+    assert!(body.contains("Too many requests"), "{body}");
     g.shutdown().await;
 }
