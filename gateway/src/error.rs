@@ -135,8 +135,8 @@ impl GatewayError {
         let (_, kind, code) = self.parts();
         let message = match self {
             GatewayError::Upstream(f) => match f.status {
-                Some(status) => format!("upstream returned {status}: {}", f.message),
-                None => format!("upstream {}: {}", f.kind.as_str(), f.message),
+                Some(status) => format!("upstream returned {status}: {}", f.safe_message()),
+                None => format!("upstream {}: {}", f.kind.as_str(), f.safe_message()),
             },
             other => other.to_string(),
         };
@@ -218,6 +218,26 @@ mod tests {
         let response = GatewayError::Upstream(f).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn rejected_credentials_are_never_quoted() {
+        let mut f = Failure::new(
+            FailureKind::Authentication,
+            "Incorrect API key provided: sk-proj-****abcd",
+        );
+        f.status = Some(401);
+        let body = GatewayError::Upstream(f).body();
+        assert!(
+            !body.error.message.contains("sk-proj"),
+            "{}",
+            body.error.message
+        );
+        assert!(
+            body.error
+                .message
+                .contains("rejected the gateway's credential")
+        );
     }
 
     #[test]

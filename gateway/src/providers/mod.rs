@@ -188,6 +188,17 @@ impl Failure {
     pub fn protocol(message: impl Into<String>) -> Self {
         Self::new(FailureKind::Protocol, message)
     }
+
+    /// The message to show clients and logs. Authentication errors are replaced: providers
+    /// quote (part of) the rejected key in them.
+    pub fn safe_message(&self) -> &str {
+        match self.kind {
+            FailureKind::Authentication => {
+                "the provider rejected the gateway's credential; check the LLMProvider's Secret"
+            }
+            _ => &self.message,
+        }
+    }
 }
 
 /// Upstream error bodies are quoted in messages up to this many bytes.

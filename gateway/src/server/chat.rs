@@ -241,7 +241,7 @@ async fn serve(
                     model = %backend.model,
                     kind = failure.kind.as_str(),
                     status = failure.status,
-                    error = %failure.message,
+                    error = %failure.safe_message(),
                     "attempt failed"
                 );
                 let mut failed = labels;

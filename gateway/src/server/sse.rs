@@ -132,7 +132,7 @@ impl ChatStream {
     }
 
     fn fail(&mut self, failure: Failure) {
-        tracing::warn!(kind = failure.kind.as_str(), error = %failure.message, route = %self.parts.labels.route, "stream ended by an upstream failure");
+        tracing::warn!(kind = failure.kind.as_str(), error = %failure.safe_message(), route = %self.parts.labels.route, "stream ended by an upstream failure");
         let kind = failure.kind.as_str();
         let body = GatewayError::Upstream(failure).body();
         let json = serde_json::to_vec(&body).unwrap_or_default();
