@@ -1,7 +1,10 @@
 //! Request ids and bounded request bodies.
 
-use axum::body::Body;
-use http::HeaderMap;
+use axum::{
+    body::Body,
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, HeaderValue};
 
 use crate::error::GatewayError;
 
@@ -34,4 +37,24 @@ pub async fn json<T: serde::de::DeserializeOwned>(
         message: format!("the request body is not valid JSON for this endpoint: {e}"),
         param: None,
     })
+}
+
+/// The response for a handler's result: errors as OpenAI JSON (logged once, here), and the
+/// request id on every answer.
+pub fn finish(
+    operation: &str,
+    request_id: &str,
+    result: Result<Response, GatewayError>,
+) -> Response {
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(request_id, operation, error = %e, status = e.parts().0.as_u16(), "request failed");
+            e.into_response()
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
 }

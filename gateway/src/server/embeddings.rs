@@ -6,7 +6,6 @@ use axum::{
     extract::{Request, State},
     response::{IntoResponse, Response},
 };
-use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::{
@@ -26,17 +25,8 @@ use crate::{
 pub async fn handle(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
     let request_id = body::request_id(request.headers());
-    let mut response = match serve(&app, request, &request_id, started).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::info!(request_id, error = %e, status = e.parts().0.as_u16(), "embeddings failed");
-            e.into_response()
-        }
-    };
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", id);
-    }
-    response
+    let result = serve(&app, request, &request_id, started).await;
+    body::finish("embeddings", &request_id, result)
 }
 
 async fn serve(
