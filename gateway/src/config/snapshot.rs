@@ -9,9 +9,14 @@ use std::{
 };
 
 use regex::Regex;
-use tollgate_crds::config::{Credential, GatewayConfig, ProviderConfig, RouteConfig, RuleConfig};
+use tollgate_crds::config::{
+    Credential, GatewayConfig, ProviderConfig, RouteConfig, RuleConfig, WeightedBackend,
+};
 
-use crate::providers::{Adapter, Secret, SecretString};
+use crate::{
+    providers::{Adapter, Secret, SecretString},
+    routing::balance::BackendSet,
+};
 
 /// Why a config cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,8 @@ pub struct RuleRuntime {
     pub pattern: Option<Regex>,
     /// Header regexes by position in `match.headers` (`None` for exact matches).
     pub header_patterns: Vec<Option<Regex>>,
+    /// Its backends, grouped and scheduled.
+    pub set: BackendSet,
 }
 
 /// A route ready to use.
@@ -87,6 +94,8 @@ pub struct RouteRuntime {
     pub config: RouteConfig,
     /// Its rules, compiled.
     pub rules: Vec<RuleRuntime>,
+    /// Its default backends, grouped and scheduled.
+    pub set: BackendSet,
 }
 
 /// One immutable configuration.
@@ -161,6 +170,7 @@ impl Snapshot {
                 }
             }
             routes.push(RouteRuntime {
+                set: backend_set(&r.backends),
                 config: r.clone(),
                 rules: r
                     .rules
@@ -206,6 +216,11 @@ impl Snapshot {
     }
 }
 
+fn backend_set(backends: &[WeightedBackend]) -> BackendSet {
+    let pairs: Vec<(u32, u32)> = backends.iter().map(|b| (b.weight, b.priority)).collect();
+    BackendSet::new(&pairs)
+}
+
 fn compile_rule(route: &str, rule: &RuleConfig) -> Result<RuleRuntime, SnapshotError> {
     let err = |error| SnapshotError::Pattern {
         route: route.to_owned(),
@@ -234,6 +249,7 @@ fn compile_rule(route: &str, rule: &RuleConfig) -> Result<RuleRuntime, SnapshotE
         })
         .collect::<Result<_, _>>()?;
     Ok(RuleRuntime {
+        set: backend_set(&rule.backends),
         config: rule.clone(),
         pattern,
         header_patterns,

@@ -1,16 +1,16 @@
 //! Which backends a request may go to, in order: the first rule that matches picks its
-//! backends, else the route's; they are ordered by priority (weight 0 last within one
-//! priority) and followed by the route's fallbacks.
-//!
-//! Weighted balancing, key quotas and passive health come with the routing-and-resilience
-//! work; until then equal-priority backends are tried in the order the route lists them.
+//! backends, else the route's; they are ordered by priority, balanced by weight within a
+//! priority (`balance`), and followed by the route's fallbacks. Health, quotas and retries
+//! are applied while walking this order (`server::attempts`).
+
+pub mod balance;
+pub mod tokens;
 
 use http::HeaderMap;
 use tollgate_crds::config::{BackendConfig, WeightedBackend};
 
 use crate::{
     config::snapshot::{RouteRuntime, RuleRuntime},
-    providers::mock::estimate_tokens,
     wire::openai::{ChatRequest, Content, ContentPart, Role},
 };
 
@@ -27,29 +27,46 @@ pub struct Plan<'a> {
 
 /// Plans a chat request.
 pub fn plan<'a>(route: &'a RouteRuntime, req: &ChatRequest, headers: &HeaderMap) -> Plan<'a> {
-    let facts = Facts::of(req);
-    let rule = route.rules.iter().find(|r| matches(r, &facts, headers));
-    let chosen: &[WeightedBackend] = rule.map_or(&route.config.backends, |r| &r.config.backends);
-    plan_from(
-        chosen,
-        &route.config.fallbacks,
-        rule.map(|r| r.config.name.as_str()),
-    )
+    let facts = Facts::of(
+        req,
+        route.rules.iter().any(|r| {
+            r.config.matches.min_prompt_tokens.is_some()
+                || r.config.matches.max_prompt_tokens.is_some()
+        }),
+    );
+    match route.rules.iter().find(|r| matches(r, &facts, headers)) {
+        Some(rule) => plan_from(
+            &rule.config.backends,
+            &rule.set,
+            &route.config.fallbacks,
+            Some(rule.config.name.as_str()),
+        ),
+        None => plan_default(route),
+    }
 }
 
 /// Plans a request that rules do not apply to (embeddings).
 pub fn plan_default(route: &RouteRuntime) -> Plan<'_> {
-    plan_from(&route.config.backends, &route.config.fallbacks, None)
+    plan_from(
+        &route.config.backends,
+        &route.set,
+        &route.config.fallbacks,
+        None,
+    )
 }
 
 fn plan_from<'a>(
     chosen: &'a [WeightedBackend],
+    set: &balance::BackendSet,
     fallbacks: &'a [BackendConfig],
     rule: Option<&'a str>,
 ) -> Plan<'a> {
-    let mut ordered: Vec<&WeightedBackend> = chosen.iter().collect();
-    ordered.sort_by_key(|b| (b.priority, b.weight == 0));
-    let mut backends: Vec<&BackendConfig> = ordered.into_iter().map(|w| &w.backend).collect();
+    let mut backends: Vec<&BackendConfig> = set
+        .order()
+        .into_iter()
+        .filter_map(|i| chosen.get(i))
+        .map(|w| &w.backend)
+        .collect();
     backends.extend(fallbacks.iter());
     Plan {
         backends,
@@ -68,7 +85,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(req: &ChatRequest) -> Self {
+    fn of(req: &ChatRequest, count_tokens: bool) -> Self {
         let has_images = req.messages.iter().any(|m| match &m.content {
             Some(Content::Parts(parts)) => parts
                 .iter()
@@ -87,11 +104,11 @@ impl Facts {
             has_images,
             last_user_lower: last_user.to_lowercase(),
             last_user,
-            prompt_tokens: req
-                .messages
-                .iter()
-                .map(|m| estimate_tokens(&m.text_content()) + 3)
-                .sum(),
+            prompt_tokens: if count_tokens {
+                tokens::prompt_tokens(req)
+            } else {
+                0
+            },
         }
     }
 }
