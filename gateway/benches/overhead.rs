@@ -105,6 +105,7 @@ async fn main() {
         drain_timeout: Duration::from_secs(5),
         max_body: 1 << 20,
         recheck: Duration::from_secs(60),
+        health: tollgate_gateway::resilience::health::HealthSettings::default(),
     })
     .await
     .unwrap();

@@ -5,6 +5,7 @@ pub mod error;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod providers;
+pub mod resilience;
 pub mod routing;
 pub mod server;
 pub mod stream;

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use tollgate_gateway::{
     config::ConfigSource,
+    resilience::health::HealthSettings,
     server::{self, Options},
 };
 
@@ -63,6 +64,15 @@ struct ServeArgs {
     /// Largest request body accepted, in MiB (images travel inline as base64).
     #[arg(long, default_value_t = 32)]
     max_body_mib: usize,
+    /// Eject a backend (provider, key, model) after this many consecutive failures.
+    #[arg(long, default_value_t = 5)]
+    eject_after_failures: u32,
+    /// First ejection cooldown in milliseconds; it doubles on each repeated ejection.
+    #[arg(long, default_value_t = 5_000)]
+    eject_cooldown_ms: u64,
+    /// Longest ejection cooldown in milliseconds.
+    #[arg(long, default_value_t = 300_000)]
+    eject_max_cooldown_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -103,6 +113,13 @@ async fn serve(args: ServeArgs) -> std::io::Result<()> {
         drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
         max_body: args.max_body_mib * 1024 * 1024,
         recheck: Duration::from_secs(10),
+        health: HealthSettings {
+            failure_threshold: args.eject_after_failures.max(1),
+            base_cooldown: Duration::from_millis(args.eject_cooldown_ms),
+            max_cooldown: Duration::from_millis(
+                args.eject_max_cooldown_ms.max(args.eject_cooldown_ms),
+            ),
+        },
     })
     .await?;
     shutdown_signal().await;

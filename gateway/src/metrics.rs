@@ -56,6 +56,28 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    route: String,
+    provider: String,
+    model: String,
+    outcome: &'static str,
+    fallback: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    route: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    provider: String,
+    model: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -90,6 +112,11 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     config: Family<ConfigLabels, Gauge>,
     current_hash: Mutex<Option<String>>,
+    attempts: Family<AttemptLabels, Counter>,
+    fallbacks: Family<RouteLabels, Counter>,
+    retries: Family<ReasonLabels, Counter>,
+    ejections: Family<BackendLabels, Counter>,
+    panics: Family<RouteLabels, Counter>,
 }
 
 fn token_buckets() -> Histogram {
@@ -175,6 +202,36 @@ impl Metrics {
             "1 for the hash of the config being served",
             config.clone(),
         );
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        let fallbacks = Family::<RouteLabels, Counter>::default();
+        let retries = Family::<ReasonLabels, Counter>::default();
+        let ejections = Family::<BackendLabels, Counter>::default();
+        let panics = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "tollgate_attempts",
+            "Upstream attempts by route, backend and outcome (success or failure class)",
+            attempts.clone(),
+        );
+        registry.register(
+            "tollgate_fallbacks",
+            "Requests answered by a route's fallbacks",
+            fallbacks.clone(),
+        );
+        registry.register(
+            "tollgate_retries",
+            "Retries on the same backend, by the failure that caused them",
+            retries.clone(),
+        );
+        registry.register(
+            "tollgate_ejections",
+            "Backends ejected by passive health checks, by failure class",
+            ejections.clone(),
+        );
+        registry.register(
+            "tollgate_panic_mode",
+            "Requests sent to an ejected backend because every backend of the route was ejected",
+            panics.clone(),
+        );
         Self {
             registry,
             tokens,
@@ -185,6 +242,11 @@ impl Metrics {
             reloads,
             config,
             current_hash: Mutex::new(None),
+            attempts,
+            fallbacks,
+            retries,
+            ejections,
+            panics,
         }
     }
 
@@ -255,6 +317,64 @@ impl Metrics {
                 .set(1);
             *current = Some(hash.to_owned());
         }
+    }
+
+    /// Records one upstream attempt.
+    pub fn attempt(
+        &self,
+        route: &str,
+        provider: &str,
+        model: &str,
+        outcome: &'static str,
+        fallback: bool,
+    ) {
+        let labels = AttemptLabels {
+            route: route.to_owned(),
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            outcome,
+            fallback: if fallback { "true" } else { "false" },
+        };
+        self.attempts.get_or_create(&labels).inc();
+        if fallback && outcome == "success" {
+            self.fallbacks
+                .get_or_create(&RouteLabels {
+                    gen_ai_operation_name: "any",
+                    route: route.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Records a retry on the same backend.
+    pub fn retry(&self, route: &str, reason: &'static str) {
+        self.retries
+            .get_or_create(&ReasonLabels {
+                route: route.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Records an ejection.
+    pub fn ejection(&self, provider: &str, model: &str, reason: &'static str) {
+        self.ejections
+            .get_or_create(&BackendLabels {
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Records a panic-mode attempt.
+    pub fn panic_mode(&self, route: &str) {
+        self.panics
+            .get_or_create(&RouteLabels {
+                gen_ai_operation_name: "any",
+                route: route.to_owned(),
+            })
+            .inc();
     }
 
     /// The text exposition.

@@ -120,7 +120,7 @@ async fn a_500_falls_back_and_a_400_does_not() {
             headers["x-tollgate-attempts"].to_str().unwrap(),
             headers["x-tollgate-fallback"].to_str().unwrap()
         ),
-        ("2", "true")
+        ("3", "true"), // one retry on the primary (retry.attempts defaults to 2), then the fallback
     );
     assert!(body.contains("from fallback"));
 

@@ -15,6 +15,7 @@ use tollgate_crds::config::{
 
 use crate::{
     providers::{Adapter, Secret, SecretString},
+    resilience::{quota::KeyQuota, retry::RetryBudget},
     routing::balance::BackendSet,
 };
 
@@ -55,6 +56,7 @@ pub struct ProviderRuntime {
     /// Its adapter.
     pub adapter: Adapter,
     secrets: Vec<Secret>,
+    quotas: Vec<KeyQuota>,
     next: AtomicUsize,
 }
 
@@ -64,13 +66,24 @@ impl ProviderRuntime {
         self.secrets == other.secrets
     }
 
-    /// The next credential, round robin (`None` when the provider has none).
-    pub fn next_secret(&self) -> Option<&Secret> {
-        if self.secrets.is_empty() {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.secrets.len();
+    /// How many keys the provider has.
+    pub fn key_count(&self) -> usize {
+        self.secrets.len()
+    }
+
+    /// Where the next request starts looking for a key (round robin).
+    pub fn next_key(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Key `i`, if the provider has keys.
+    pub fn secret(&self, i: usize) -> Option<&Secret> {
         self.secrets.get(i)
+    }
+
+    /// Key `i`'s quota, when the provider sets `limits`.
+    pub fn quota(&self, i: usize) -> Option<&KeyQuota> {
+        self.quotas.get(i)
     }
 }
 
@@ -96,6 +109,8 @@ pub struct RouteRuntime {
     pub rules: Vec<RuleRuntime>,
     /// Its default backends, grouped and scheduled.
     pub set: BackendSet,
+    /// Caps retries at `retry.budgetPercent` of its requests.
+    pub budget: RetryBudget,
 }
 
 /// One immutable configuration.
@@ -127,12 +142,20 @@ impl Snapshot {
                 .iter()
                 .map(|c| secret(&p.id, c, secret_files))
                 .collect::<Result<Vec<_>, _>>()?;
+            let now = tokio::time::Instant::now();
+            let quotas = match &p.limits {
+                Some(l) => (0..secrets.len().max(1))
+                    .map(|_| KeyQuota::new(l.requests_per_minute, l.tokens_per_minute, now))
+                    .collect(),
+                None => Vec::new(),
+            };
             providers.insert(
                 p.id.clone(),
                 ProviderRuntime {
                     config: p.clone(),
                     adapter: Adapter::for_type(p.provider_type),
                     secrets,
+                    quotas,
                     next: AtomicUsize::new(0),
                 },
             );
@@ -171,6 +194,7 @@ impl Snapshot {
             }
             routes.push(RouteRuntime {
                 set: backend_set(&r.backends),
+                budget: RetryBudget::new(r.retry.budget_percent),
                 config: r.clone(),
                 rules: r
                     .rules

@@ -187,7 +187,12 @@ pub fn router(knobs: Knobs) -> Router {
 
 /// Serves the mock on `127.0.0.1:0` in a background task.
 pub async fn spawn(knobs: Knobs) -> io::Result<MockServer> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    spawn_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), knobs).await
+}
+
+/// Serves the mock on `addr` in a background task (e.g. to bring a stopped one back).
+pub async fn spawn_on(addr: SocketAddr, knobs: Knobs) -> io::Result<MockServer> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(knobs));
     let task = tokio::spawn(serve(listener, app(Arc::clone(&shared))));

@@ -45,3 +45,9 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 pub async fn config_status(State(app): State<Arc<AppState>>) -> Response {
     Json(app.config.status().as_ref().clone()).into_response()
 }
+
+/// Each backend's (provider, key, model) passive-health state.
+pub async fn backends(State(app): State<Arc<AppState>>) -> Response {
+    Json(serde_json::json!({"backends": app.health.views(tokio::time::Instant::now())}))
+        .into_response()
+}

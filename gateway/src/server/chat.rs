@@ -15,6 +15,7 @@ use super::{
     AppState, body,
     call::{Deadlines, call},
     sse,
+    walk::Walk,
 };
 use crate::{
     error::GatewayError,
@@ -113,16 +114,44 @@ async fn serve(
     }
     let created = jiff::Timestamp::now().as_second();
     let mut waited = Duration::ZERO;
-    let mut last: Option<Failure> = None;
-    let first_fallback = plan.backends.len() - plan.fallbacks;
-    for (i, backend) in plan.backends.iter().enumerate() {
-        let Some(provider) = snapshot.provider(&backend.provider) else {
-            continue;
-        };
+    let needs_tokens = plan.backends.iter().any(|b| {
+        snapshot.provider(&b.provider).is_some_and(|p| {
+            p.config
+                .limits
+                .as_ref()
+                .is_some_and(|l| l.tokens_per_minute.is_some())
+        })
+    });
+    let estimated = if needs_tokens {
+        routing::tokens::prompt_tokens(&req)
+    } else {
+        0
+    };
+    let mut walk = Walk::new(
+        &snapshot,
+        &plan,
+        &route.config.retry,
+        &route.budget,
+        &app.health,
+        &app.health_settings,
+        &app.metrics,
+        &route.config.id,
+        estimated,
+    );
+    let deadline = started
+        + Duration::from_millis(
+            plan.backends
+                .iter()
+                .map(|b| b.timeouts.total_ms)
+                .max()
+                .unwrap_or(0),
+        );
+    while let Some(pick) = walk.next(deadline).await {
+        let (backend, provider) = (pick.backend, pick.provider);
         let target = Target {
             provider: &provider.config,
             model: &backend.model,
-            secret: provider.next_secret(),
+            secret: pick.secret,
             request_id,
             created,
         };
@@ -132,8 +161,8 @@ async fn serve(
             route: route.config.id.clone(),
             provider: backend.provider.clone(),
             model: backend.model.clone(),
-            attempts: i + 1,
-            fallback: i >= first_fallback,
+            attempts: pick.attempt,
+            fallback: pick.fallback,
             rule: plan.rule.map(str::to_owned),
         };
         let labels = RequestLabels {
@@ -183,11 +212,17 @@ async fn serve(
             }
         };
         let outcome: Result<Answer, Failure> = attempt.await;
+        walk.report(&pick, outcome.as_ref().map(|_| ()));
         match outcome {
             Ok(Answer::Json(answer)) => {
                 let elapsed = started.elapsed();
                 let mut labels = labels;
                 labels.gen_ai_response_model = answer.model.clone();
+                if let (Some(quota), Some(usage)) =
+                    (provider.quota(pick.key), answer.usage.as_ref())
+                {
+                    quota.settle(Instant::now(), estimated, usage.total_tokens);
+                }
                 app.metrics.request(
                     &labels,
                     elapsed.as_secs_f64(),
@@ -239,18 +274,18 @@ async fn serve(
                 failed.error_type = failure.kind.as_str();
                 app.metrics
                     .request(&failed, started.elapsed().as_secs_f64(), None);
-                let falls_back = failure.kind.falls_back();
-                last = Some(failure);
-                if !falls_back {
-                    break;
-                }
             }
         }
     }
-    Err(last.map_or_else(
+    let attempts = walk.attempts();
+    Err(walk.into_failure().map_or_else(
         || GatewayError::NoBackend {
             model: req.model.clone(),
-            why: "no provider of the route is loaded".into(),
+            why: if attempts == 0 {
+                "no provider of the route is loaded".into()
+            } else {
+                "every backend failed".into()
+            },
         },
         GatewayError::Upstream,
     ))

@@ -12,11 +12,12 @@ use super::{
     AppState, body,
     call::{Deadlines, call},
     chat::Served,
+    walk::Walk,
 };
 use crate::{
     error::GatewayError,
     metrics::{RequestLabels, TokenCounts, provider_name},
-    providers::{Failure, Target},
+    providers::Target,
     routing,
     wire::openai::EmbeddingsRequest,
 };
@@ -43,17 +44,32 @@ async fn serve(
         .ok_or_else(|| GatewayError::ModelNotFound(req.model.clone()))?;
     let plan = routing::plan_default(route);
     let created = jiff::Timestamp::now().as_second();
-    let first_fallback = plan.backends.len() - plan.fallbacks;
     let mut waited = Duration::ZERO;
-    let mut last: Option<Failure> = None;
-    for (i, backend) in plan.backends.iter().enumerate() {
-        let Some(provider) = snapshot.provider(&backend.provider) else {
-            continue;
-        };
+    let mut walk = Walk::new(
+        &snapshot,
+        &plan,
+        &route.config.retry,
+        &route.budget,
+        &app.health,
+        &app.health_settings,
+        &app.metrics,
+        &route.config.id,
+        0,
+    );
+    let deadline = started
+        + Duration::from_millis(
+            plan.backends
+                .iter()
+                .map(|b| b.timeouts.total_ms)
+                .max()
+                .unwrap_or(0),
+        );
+    while let Some(pick) = walk.next(deadline).await {
+        let (backend, provider) = (pick.backend, pick.provider);
         let target = Target {
             provider: &provider.config,
             model: &backend.model,
-            secret: provider.next_secret(),
+            secret: pick.secret,
             request_id,
             created,
         };
@@ -84,6 +100,7 @@ async fn serve(
             provider.adapter.embeddings_response(&target, &bytes?)
         };
         let outcome = attempt.await;
+        walk.report(&pick, outcome.as_ref().map(|_| ()));
         match outcome {
             Ok(answer) => {
                 let elapsed = started.elapsed();
@@ -104,8 +121,8 @@ async fn serve(
                     route: route.config.id.clone(),
                     provider: backend.provider.clone(),
                     model: backend.model.clone(),
-                    attempts: i + 1,
-                    fallback: i >= first_fallback,
+                    attempts: pick.attempt,
+                    fallback: pick.fallback,
                     rule: None,
                 }
                 .headers(response.headers_mut());
@@ -115,14 +132,10 @@ async fn serve(
                 labels.error_type = failure.kind.as_str();
                 app.metrics
                     .request(&labels, started.elapsed().as_secs_f64(), None);
-                let falls_back = failure.kind.falls_back();
-                last = Some(failure);
-                if !falls_back {
-                    break;
-                }
             }
         }
     }
+    let last = walk.into_failure();
     Err(last.map_or_else(
         || GatewayError::NoBackend {
             model: req.model.clone(),

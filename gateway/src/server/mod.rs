@@ -9,6 +9,7 @@ mod chat;
 mod embeddings;
 mod models;
 mod sse;
+mod walk;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -21,6 +22,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use crate::{
     config::{ConfigSource, ConfigState},
     metrics::Metrics,
+    resilience::health::{HealthRegistry, HealthSettings},
 };
 
 /// What the servers share.
@@ -32,6 +34,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body: usize,
+    /// Passive health of every backend and key; survives config reloads.
+    pub health: Arc<HealthRegistry>,
+    /// Ejection thresholds and cooldowns.
+    pub health_settings: HealthSettings,
 }
 
 /// How to run the gateway.
@@ -49,6 +55,8 @@ pub struct Options {
     pub max_body: usize,
     /// Re-check the config source this often even without file events.
     pub recheck: Duration,
+    /// Ejection thresholds and cooldowns.
+    pub health: HealthSettings,
 }
 
 /// The API routes.
@@ -68,6 +76,7 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
         .route("/config/status", get(admin::config_status))
+        .route("/debug/backends", get(admin::backends))
         .with_state(state)
 }
 
@@ -109,7 +118,10 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         max_body: options.max_body,
+        health: Arc::new(HealthRegistry::new()),
+        health_settings: options.health.clone(),
     });
+    tokio::task::spawn_blocking(crate::routing::tokens::warm_up);
     let api = TcpListener::bind(options.listen).await?;
     let admin = TcpListener::bind(options.admin_listen).await?;
     let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);

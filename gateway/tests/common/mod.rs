@@ -53,6 +53,15 @@ pub fn write_raw_config(dir: &Path, text: &str) {
     write_atomic(&dir.join("config"), &config, 0o644).unwrap();
 }
 
+/// Health settings with short cooldowns, so ejection tests finish quickly.
+pub fn test_health() -> tollgate_gateway::resilience::health::HealthSettings {
+    tollgate_gateway::resilience::health::HealthSettings {
+        failure_threshold: 3,
+        base_cooldown: Duration::from_millis(400),
+        max_cooldown: Duration::from_secs(5),
+    }
+}
+
 /// A gateway serving `dir`.
 pub async fn start(dir: &Path) -> Running {
     server::start(Options {
@@ -62,6 +71,25 @@ pub async fn start(dir: &Path) -> Running {
         drain_timeout: Duration::from_secs(5),
         max_body: 1024 * 1024,
         recheck: Duration::from_millis(200),
+        health: test_health(),
+    })
+    .await
+    .unwrap()
+}
+
+/// A gateway serving `dir` with these health settings.
+pub async fn start_with_health(
+    dir: &Path,
+    health: tollgate_gateway::resilience::health::HealthSettings,
+) -> Running {
+    server::start(Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        source: ConfigSource::Dir(dir.to_path_buf()),
+        drain_timeout: Duration::from_secs(5),
+        max_body: 1024 * 1024,
+        recheck: Duration::from_millis(200),
+        health,
     })
     .await
     .unwrap()
