@@ -355,3 +355,46 @@ async fn chaos_the_primary_dies_and_returns_under_load_and_no_client_request_fai
     }
     g.shutdown().await;
 }
+
+#[tokio::test]
+async fn exhausted_timeouts_give_a_clear_504_and_a_silent_stream_is_cut() {
+    let slow = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(completion("late"))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&slow)
+        .await;
+    let spec = "  model: chat\n  backends: [{providerRef: {name: a}, model: m}]\n  retry: {attempts: 1}\n  timeouts: {firstToken: 300ms}";
+    let (g, _dir) = start_with(&world(&slow.uri(), "http://127.0.0.1:9", spec)).await;
+    let (status, _, body) = post(&g, "/v1/chat/completions", chat_body()).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        "upstream_timeout"
+    );
+    g.shutdown().await;
+
+    // A stream whose chunks stop coming for longer than `idle` ends with an error event.
+    let (base, _) = slow_stream_server(5, Duration::from_millis(700)).await;
+    let yaml = slow_route(&base).replace(
+        "  model: old\n",
+        "  model: old\n  timeouts: {idle: 250ms}\n",
+    );
+    let (g, _dir) = start_with(&yaml).await;
+    let (status, _, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "old", "stream": true, "messages": [{"role": "user", "content": "go"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("w0"), "{body}");
+    assert!(
+        body.contains("upstream_timeout") && !body.contains("[DONE]"),
+        "{body}"
+    );
+    g.shutdown().await;
+}
