@@ -39,6 +39,26 @@ pub struct RequestLabels {
     pub route: String,
 }
 
+impl RequestLabels {
+    /// Labels of a successful request so far (`error_type` empty).
+    pub fn new(
+        operation: &'static str,
+        provider_type: ProviderType,
+        request_model: &str,
+        response_model: &str,
+        route: &str,
+    ) -> Self {
+        Self {
+            gen_ai_operation_name: operation,
+            gen_ai_provider_name: provider_name(provider_type),
+            gen_ai_request_model: request_model.to_owned(),
+            gen_ai_response_model: response_model.to_owned(),
+            error_type: "",
+            route: route.to_owned(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     gen_ai_operation_name: &'static str,

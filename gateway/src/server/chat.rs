@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     error::GatewayError,
-    metrics::{RequestLabels, TokenCounts, provider_name},
+    metrics::{RequestLabels, TokenCounts},
     providers::{Failure, StreamTranslator, Target},
     routing,
     wire::openai::{ChatRequest, Usage},
@@ -127,25 +127,8 @@ async fn serve(
     } else {
         0
     };
-    let mut walk = Walk::new(
-        &snapshot,
-        &plan,
-        &route.config.retry,
-        &route.budget,
-        &app.health,
-        &app.health_settings,
-        &app.metrics,
-        &route.config.id,
-        estimated,
-    );
-    let deadline = started
-        + Duration::from_millis(
-            plan.backends
-                .iter()
-                .map(|b| b.timeouts.total_ms)
-                .max()
-                .unwrap_or(0),
-        );
+    let mut walk = Walk::new(app, &snapshot, &plan, route, estimated);
+    let deadline = walk.deadline(started);
     while let Some(pick) = walk.next(deadline).await {
         let (backend, provider) = (pick.backend, pick.provider);
         let target = Target {
@@ -165,14 +148,13 @@ async fn serve(
             fallback: pick.fallback,
             rule: plan.rule.map(str::to_owned),
         };
-        let labels = RequestLabels {
-            gen_ai_operation_name: "chat",
-            gen_ai_provider_name: provider_name(provider.config.provider_type),
-            gen_ai_request_model: req.model.clone(),
-            gen_ai_response_model: backend.model.clone(),
-            error_type: "",
-            route: route.config.id.clone(),
-        };
+        let labels = RequestLabels::new(
+            "chat",
+            provider.config.provider_type,
+            &req.model,
+            &backend.model,
+            &route.config.id,
+        );
         let attempt = async {
             let mut response = call(
                 &snapshot,

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     error::GatewayError,
-    metrics::{RequestLabels, TokenCounts, provider_name},
+    metrics::{RequestLabels, TokenCounts},
     providers::Target,
     routing,
     wire::openai::EmbeddingsRequest,
@@ -45,25 +45,8 @@ async fn serve(
     let plan = routing::plan_default(route);
     let created = jiff::Timestamp::now().as_second();
     let mut waited = Duration::ZERO;
-    let mut walk = Walk::new(
-        &snapshot,
-        &plan,
-        &route.config.retry,
-        &route.budget,
-        &app.health,
-        &app.health_settings,
-        &app.metrics,
-        &route.config.id,
-        0,
-    );
-    let deadline = started
-        + Duration::from_millis(
-            plan.backends
-                .iter()
-                .map(|b| b.timeouts.total_ms)
-                .max()
-                .unwrap_or(0),
-        );
+    let mut walk = Walk::new(app, &snapshot, &plan, route, 0);
+    let deadline = walk.deadline(started);
     while let Some(pick) = walk.next(deadline).await {
         let (backend, provider) = (pick.backend, pick.provider);
         let target = Target {
@@ -75,14 +58,13 @@ async fn serve(
         };
         let upstream_req = provider.adapter.embeddings_request(&target, &req)?;
         let deadlines = Deadlines::new(backend, started);
-        let mut labels = RequestLabels {
-            gen_ai_operation_name: "embeddings",
-            gen_ai_provider_name: provider_name(provider.config.provider_type),
-            gen_ai_request_model: req.model.clone(),
-            gen_ai_response_model: backend.model.clone(),
-            error_type: "",
-            route: route.config.id.clone(),
-        };
+        let mut labels = RequestLabels::new(
+            "embeddings",
+            provider.config.provider_type,
+            &req.model,
+            &backend.model,
+            &route.config.id,
+        );
         let attempt = async {
             let response = call(
                 &snapshot,

@@ -16,8 +16,12 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 use tollgate_crds::config::{BackendConfig, RetryConfig, RetryOn};
 
+use super::AppState;
 use crate::{
-    config::{Snapshot, snapshot::ProviderRuntime},
+    config::{
+        Snapshot,
+        snapshot::{ProviderRuntime, RouteRuntime},
+    },
     metrics::Metrics,
     providers::{Failure, FailureKind, Secret},
     resilience::{
@@ -64,29 +68,24 @@ pub struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    /// A walk over `plan`.
-    #[allow(clippy::too_many_arguments)]
+    /// A walk over `plan` for `route`, with the app's health registry and metrics.
     pub fn new(
+        app: &'a AppState,
         snapshot: &'a Snapshot,
         plan: &'a Plan<'a>,
-        retry: &'a RetryConfig,
-        budget: &'a RetryBudget,
-        health: &'a HealthRegistry,
-        settings: &'a HealthSettings,
-        metrics: &'a Metrics,
-        route: &'a str,
+        route: &'a RouteRuntime,
         estimated_tokens: u64,
     ) -> Self {
-        budget.on_request();
+        route.budget.on_request();
         Self {
             snapshot,
             plan,
-            retry,
-            budget,
-            health,
-            settings,
-            metrics,
-            route,
+            retry: &route.config.retry,
+            budget: &route.budget,
+            health: &app.health,
+            settings: &app.health_settings,
+            metrics: &app.metrics,
+            route: &route.config.id,
             estimated_tokens,
             position: 0,
             tries_here: 0,
@@ -94,6 +93,18 @@ impl<'a> Walk<'a> {
             last: None,
             panicked: false,
         }
+    }
+
+    /// When the walk must end: the longest total timeout among its backends, from `started`.
+    pub fn deadline(&self, started: Instant) -> Instant {
+        let longest = self
+            .plan
+            .backends
+            .iter()
+            .map(|b| b.timeouts.total_ms)
+            .max()
+            .unwrap_or(0);
+        started + Duration::from_millis(longest)
     }
 
     /// The last failure, once the walk is over.
