@@ -398,3 +398,64 @@ async fn exhausted_timeouts_give_a_clear_504_and_a_silent_stream_is_cut() {
     );
     g.shutdown().await;
 }
+
+#[tokio::test]
+async fn keys_are_balanced_and_each_keys_quota_is_honoured() {
+    let (a, b) = (ok_server("a").await, ok_server("fallback").await);
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: keys, namespace: default}}
+stringData: {{one: key-one, two: key-two}}
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {{name: a, namespace: default}}
+spec:
+  type: openai-compatible
+  baseURL: "{}"
+  auth: {{secretRefs: [{{name: keys, key: one}}, {{name: keys, key: two}}]}}
+  limits: {{requestsPerMinute: 1}}
+  models: [{{name: m, pricing: {{input: "0", output: "0"}}}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {{name: b, namespace: default}}
+spec: {{type: openai-compatible, baseURL: "{}", models: [{{name: m, pricing: {{input: "0", output: "0"}}}}]}}
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {{name: chat, namespace: default}}
+spec:
+  model: chat
+  backends: [{{providerRef: {{name: a}}, model: m}}]
+  fallbacks: [{{providerRef: {{name: b}}, model: m}}]
+"#,
+        a.uri(),
+        b.uri()
+    );
+    let (g, _dir) = start_with(&yaml).await;
+    for _ in 0..3 {
+        assert_eq!(post(&g, "/v1/chat/completions", chat_body()).await.0, 200);
+    }
+    let mut keys: Vec<String> = a
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.headers["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec!["Bearer key-one", "Bearer key-two"],
+        "one request per key per minute"
+    );
+    assert_eq!(
+        count(&b).await,
+        1,
+        "with both keys over quota, the fallback answers"
+    );
+    g.shutdown().await;
+}

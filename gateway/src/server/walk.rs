@@ -215,6 +215,12 @@ impl<'a> Walk<'a> {
         let start = provider.next_key();
         for k in 0..keys {
             let key = (start + k) % keys;
+            // Quota first, without reserving: admitting a half-open trial and then not
+            // sending it would hold the trial back.
+            let quota = provider.quota(key);
+            if !force && quota.is_some_and(|q| q.ready_at(now, self.estimated_tokens) > now) {
+                continue;
+            }
             let health = self.health.get(&backend_id(backend, key));
             let admitted = match health.admit(now) {
                 Admission::Allowed | Admission::Trial => true,
@@ -223,12 +229,10 @@ impl<'a> Walk<'a> {
             if !admitted {
                 continue;
             }
-            if !provider
-                .quota(key)
-                .is_none_or(|q| q.try_acquire(now, self.estimated_tokens))
-                && !force
-            {
-                continue;
+            if let Some(q) = quota {
+                // Room was checked above; if another request took it meanwhile, this one
+                // still goes (unreserved) rather than failing.
+                let _ = q.try_acquire(now, self.estimated_tokens);
             }
             self.attempts += 1;
             self.tries_here += 1;
