@@ -228,6 +228,32 @@ impl Snapshot {
         self.clients.get(&connect_ms)
     }
 
+    /// The health identity of every backend and key this config can use.
+    pub fn backend_ids(&self) -> std::collections::HashSet<String> {
+        let mut ids = std::collections::HashSet::new();
+        for r in &self.routes {
+            let c = &r.config;
+            let backends = c
+                .backends
+                .iter()
+                .map(|w| &w.backend)
+                .chain(&c.fallbacks)
+                .chain(
+                    c.rules
+                        .iter()
+                        .flat_map(|x| x.backends.iter().map(|w| &w.backend)),
+                );
+            for b in backends {
+                let keys = self
+                    .providers
+                    .get(&b.provider)
+                    .map_or(1, |p| p.key_count().max(1));
+                ids.extend((0..keys).map(|k| backend_id(b, k)));
+            }
+        }
+        ids
+    }
+
     /// Every model name and alias served, sorted.
     pub fn model_names(&self) -> Vec<(&str, &RouteConfig)> {
         let mut names: Vec<(&str, &RouteConfig)> = self
@@ -307,4 +333,9 @@ fn secret(
             session_token: session_token.as_deref().map(read).transpose()?,
         },
     })
+}
+
+/// The health identity of a backend with one key: provider, key index and model.
+pub fn backend_id(backend: &tollgate_crds::config::BackendConfig, key: usize) -> String {
+    format!("{}#{key}/{}", backend.provider, backend.model)
 }

@@ -200,6 +200,14 @@ mod tests {
     }
 
     #[test]
+    fn every_backend_of_routes_rules_and_fallbacks_has_a_health_identity() {
+        let ids = snapshot().backend_ids();
+        let mut ids: Vec<_> = ids.into_iter().collect();
+        ids.sort();
+        assert_eq!(ids, vec!["ns/a#0/m", "ns/b#0/m", "ns/c#0/m", "ns/d#0/m"]);
+    }
+
+    #[test]
     fn first_matching_rule_wins() {
         let s = snapshot();
         let route = s.route("chat").unwrap();

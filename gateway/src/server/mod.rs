@@ -92,6 +92,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
     watcher: JoinHandle<()>,
+    pruner: JoinHandle<()>,
     drain_timeout: Duration,
 }
 
@@ -100,6 +101,7 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.watcher.abort();
+        self.pruner.abort();
         if tokio::time::timeout(self.drain_timeout, self.servers)
             .await
             .is_err()
@@ -129,6 +131,7 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
     crate::config::watch::reload(&options.source, &config, &metrics).await;
     let watcher =
         crate::config::watch::spawn(options.source.clone(), config, metrics, options.recheck);
+    let pruner = tokio::spawn(prune_health(Arc::clone(&state)));
     let (stop, stopped) = watch::channel(false);
     let wait = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -153,6 +156,20 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
         stop,
         servers,
         watcher,
+        pruner,
         drain_timeout: options.drain_timeout,
     })
+}
+
+/// Forgets the health of backends the current config no longer uses, once a minute, so
+/// `/debug/backends` shows only live ones and the registry cannot grow without bound.
+async fn prune_health(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Some(snapshot) = state.config.snapshot() {
+            let live = snapshot.backend_ids();
+            state.health.retain(|id| live.contains(id));
+        }
+    }
 }

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::{
     config::{
         Snapshot,
-        snapshot::{ProviderRuntime, RouteRuntime},
+        snapshot::{ProviderRuntime, RouteRuntime, backend_id},
     },
     metrics::Metrics,
     providers::{Failure, FailureKind, Secret},
@@ -268,11 +268,6 @@ impl<'a> Walk<'a> {
             .min()
             .unwrap_or(now)
     }
-}
-
-/// The health identity of a backend with one key: provider, key index and model.
-pub fn backend_id(backend: &BackendConfig, key: usize) -> String {
-    format!("{}#{key}/{}", backend.provider, backend.model)
 }
 
 /// The `retry.on` class of a failure, if it is retryable at all.
