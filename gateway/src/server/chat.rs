@@ -231,6 +231,17 @@ async fn serve(
                     labels,
                     started,
                     waited,
+                    provider: backend.provider.clone(),
+                    health: Arc::clone(&pick.health),
+                    health_settings: app.health_settings.clone(),
+                    quota: provider.quota(pick.key).map(|_| {
+                        (
+                            Arc::clone(&snapshot),
+                            backend.provider.clone(),
+                            pick.key,
+                            estimated,
+                        )
+                    }),
                 });
                 let mut response = Response::new(Body::from_stream(stream.into_stream()));
                 let h = response.headers_mut();

@@ -12,9 +12,11 @@ use tokio::time::Instant;
 
 use super::call::Deadlines;
 use crate::{
+    config::Snapshot,
     error::GatewayError,
     metrics::{Metrics, RequestLabels},
     providers::{AnyStream, Failure, StreamTranslator},
+    resilience::health::{BackendHealth, HealthSettings},
     server::chat::token_counts,
     stream::sse::{DONE_FRAME, data_frame},
     upstream::UpstreamResponse,
@@ -41,6 +43,14 @@ pub struct StreamParts {
     pub started: Instant,
     /// Time spent waiting on the upstream so far.
     pub waited: Duration,
+    /// The provider id, for metrics.
+    pub provider: String,
+    /// The backend's health: a failure after the first chunk still counts against it.
+    pub health: Arc<BackendHealth>,
+    /// Ejection thresholds.
+    pub health_settings: HealthSettings,
+    /// The snapshot, provider and key whose quota is corrected with the stream's usage.
+    pub quota: Option<(Arc<Snapshot>, String, usize, u64)>,
 }
 
 /// The stream's state.
@@ -132,6 +142,22 @@ impl ChatStream {
     }
 
     fn fail(&mut self, failure: Failure) {
+        if let Some(ejection) = self.parts.health.record_failure(
+            Instant::now(),
+            failure.kind,
+            &self.parts.health_settings,
+        ) {
+            tracing::warn!(
+                backend = self.parts.health.id(),
+                cooldown_ms = ejection.cooldown.as_millis() as u64,
+                "backend ejected after a failed stream"
+            );
+            self.parts.metrics.ejection(
+                &self.parts.provider,
+                &self.parts.labels.gen_ai_response_model,
+                failure.kind.as_str(),
+            );
+        }
         tracing::warn!(kind = failure.kind.as_str(), error = %failure.safe_message(), route = %self.parts.labels.route, "stream ended by an upstream failure");
         let kind = failure.kind.as_str();
         let body = GatewayError::Upstream(failure).body();
@@ -151,6 +177,11 @@ impl ChatStream {
         labels.error_type = error_type;
         let elapsed = p.started.elapsed();
         let counts = self.usage.as_ref().map(token_counts);
+        if let (Some((snapshot, provider, key, estimated)), Some(usage)) = (&p.quota, &self.usage)
+            && let Some(quota) = snapshot.provider(provider).and_then(|r| r.quota(*key))
+        {
+            quota.settle(Instant::now(), *estimated, usage.total_tokens);
+        }
         p.metrics.request(&labels, elapsed.as_secs_f64(), counts);
         if let Some(first) = self.first_at {
             let output = self.usage.as_ref().map_or(0, |u| u.completion_tokens);
