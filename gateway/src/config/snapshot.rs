@@ -61,11 +61,6 @@ pub struct ProviderRuntime {
 }
 
 impl ProviderRuntime {
-    /// Whether both hold the same secret values.
-    pub fn secrets_equal(&self, other: &ProviderRuntime) -> bool {
-        self.secrets == other.secrets
-    }
-
     /// How many keys the provider has.
     pub fn key_count(&self) -> usize {
         self.secrets.len()
@@ -120,6 +115,8 @@ pub struct Snapshot {
     pub config: GatewayConfig,
     /// Its hash (the operator compares it with the ConfigMap's).
     pub hash: String,
+    /// A fingerprint of the config and the secret files it was built from.
+    pub fingerprint: u64,
     providers: HashMap<String, ProviderRuntime>,
     routes: Vec<RouteRuntime>,
     by_model: HashMap<String, usize>,
@@ -135,6 +132,7 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Self, SnapshotError> {
         let hash = config.hash().unwrap_or_default();
+        let fingerprint = fingerprint(&config, secret_files);
         let mut providers = HashMap::with_capacity(config.providers.len());
         for p in &config.providers {
             let secrets = p
@@ -206,6 +204,7 @@ impl Snapshot {
         Ok(Self {
             config,
             hash,
+            fingerprint,
             providers,
             routes,
             by_model,
@@ -338,4 +337,14 @@ fn secret(
 /// The health identity of a backend with one key: provider, key index and model.
 pub fn backend_id(backend: &tollgate_crds::config::BackendConfig, key: usize) -> String {
     format!("{}#{key}/{}", backend.provider, backend.model)
+}
+
+/// A fingerprint of a config and secret files: equal inputs give equal fingerprints, so a
+/// re-check that finds nothing new skips building a snapshot (a rotated key changes it).
+pub fn fingerprint(config: &GatewayConfig, secret_files: &BTreeMap<String, Vec<u8>>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    config.hash().unwrap_or_default().hash(&mut h);
+    secret_files.hash(&mut h);
+    h.finish()
 }

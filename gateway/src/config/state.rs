@@ -70,24 +70,27 @@ impl ConfigState {
         let previous = self.current.load_full();
         let built = source.load().and_then(|loaded| {
             let warnings = loaded.warnings;
-            let same = previous.as_ref().is_some_and(|p| p.config == loaded.config);
+            // The periodic re-check usually finds nothing new: skip building a snapshot then.
+            let fingerprint = super::snapshot::fingerprint(&loaded.config, &loaded.secrets);
+            if previous
+                .as_ref()
+                .is_some_and(|p| p.fingerprint == fingerprint && p.config == loaded.config)
+            {
+                return Ok(None);
+            }
             Snapshot::build(loaded.config, &loaded.secrets, previous.as_deref())
-                .map(|s| (s, warnings, same))
+                .map(|s| Some((s, warnings)))
                 .map_err(|e| e.to_string())
         });
         match built {
-            Ok((snapshot, warnings, same_config)) => {
-                let unchanged = same_config
-                    && previous
-                        .as_ref()
-                        .is_some_and(|p| same_secrets(p, &snapshot));
-                if unchanged {
-                    let mut status = (*self.status.load_full()).clone();
-                    status.last_attempt = Some(now);
-                    status.last_error = None;
-                    self.status.store(Arc::new(status));
-                    return ReloadOutcome::Unchanged;
-                }
+            Ok(None) => {
+                let mut status = (*self.status.load_full()).clone();
+                status.last_attempt = Some(now);
+                status.last_error = None;
+                self.status.store(Arc::new(status));
+                ReloadOutcome::Unchanged
+            }
+            Ok(Some((snapshot, warnings))) => {
                 let status = ReloadStatus {
                     hash: Some(snapshot.hash.clone()),
                     loaded_at: Some(now),
@@ -109,15 +112,4 @@ impl ConfigState {
             }
         }
     }
-}
-
-/// Whether two snapshots resolved the same secret values (a rotated key is a change).
-fn same_secrets(a: &Snapshot, b: &Snapshot) -> bool {
-    a.config
-        .providers
-        .iter()
-        .all(|p| match (a.provider(&p.id), b.provider(&p.id)) {
-            (Some(x), Some(y)) => x.secrets_equal(y),
-            _ => false,
-        })
 }
