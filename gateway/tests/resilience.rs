@@ -216,7 +216,15 @@ async fn a_flapping_backend_is_ejected_and_readmitted_after_its_cooldown() {
         .mount(&flaky)
         .await;
     let fb = ok_server("fallback").await;
-    let (g, _dir) = start_with(&world(&flaky.uri(), &fb.uri(), PRIMARY_WITH_FALLBACK)).await;
+    // A cooldown long enough that a slow CI machine cannot outrun it between requests.
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &world(&flaky.uri(), &fb.uri(), PRIMARY_WITH_FALLBACK),
+    );
+    let mut health = test_health();
+    health.base_cooldown = Duration::from_millis(1500);
+    let g = start_with_health(dir.path(), health).await;
     for _ in 0..3 {
         assert_eq!(post(&g, "/v1/chat/completions", chat_body()).await.0, 200);
     }
@@ -240,8 +248,8 @@ async fn a_flapping_backend_is_ejected_and_readmitted_after_its_cooldown() {
         .await
         .unwrap();
     assert!(metrics.contains("tollgate_ejections_total{"), "{metrics}");
-    // After the cooldown (400ms in tests) a trial request readmits it.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // After the cooldown a trial request readmits it.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     let (status, headers, body) = post(&g, "/v1/chat/completions", chat_body()).await;
     assert_eq!(status, 200);
     assert!(body.contains("recovered"), "{body}");
@@ -279,7 +287,11 @@ async fn when_everything_is_ejected_the_soonest_backend_is_still_tried() {
         .await;
     let spec =
         "  model: chat\n  backends: [{providerRef: {name: a}, model: m}]\n  retry: {attempts: 1}";
-    let (g, _dir) = start_with(&world(&flaky.uri(), "http://127.0.0.1:9", spec)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &world(&flaky.uri(), "http://127.0.0.1:9", spec));
+    let mut health = test_health();
+    health.base_cooldown = Duration::from_secs(30);
+    let g = start_with_health(dir.path(), health).await;
     for _ in 0..3 {
         assert_eq!(post(&g, "/v1/chat/completions", chat_body()).await.0, 503);
     }
