@@ -471,3 +471,36 @@ spec:
     );
     g.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_prompt_too_long_for_a_models_context_window_goes_to_one_that_fits() {
+    let (small, large) = (ok_server("small").await, ok_server("large").await);
+    let spec = "  model: chat\n  backends: [{providerRef: {name: a}, model: m}]\n  fallbacks: [{providerRef: {name: b}, model: m}]";
+    let yaml = world(&small.uri(), &large.uri(), spec).replacen(
+        "models: [{name: m, ",
+        "models: [{name: m, contextWindow: 50, ",
+        1,
+    );
+    let (g, _dir) = start_with(&yaml).await;
+    let (status, _, body) = post(&g, "/v1/chat/completions", chat_body()).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("small"),
+        "a short prompt fits the small window: {body}"
+    );
+    let long = "word ".repeat(200);
+    let (status, headers, body) = post(
+        &g,
+        "/v1/chat/completions",
+        json!({"model": "chat", "messages": [{"role": "user", "content": long}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("large"), "{body}");
+    assert_eq!(
+        headers["x-tollgate-attempts"], "1",
+        "the small model was skipped, not tried"
+    );
+    assert_eq!(count(&small).await, 1);
+    g.shutdown().await;
+}

@@ -76,6 +76,15 @@ impl ProviderRuntime {
         self.secrets.get(i)
     }
 
+    /// The model's context window, when its `LLMProvider` states one.
+    pub fn context_window(&self, model: &str) -> Option<u32> {
+        self.config
+            .models
+            .iter()
+            .find(|m| m.name == model)
+            .and_then(|m| m.context_window)
+    }
+
     /// Key `i`'s quota, when the provider sets `limits`.
     pub fn quota(&self, i: usize) -> Option<&KeyQuota> {
         self.quotas.get(i)

@@ -46,6 +46,33 @@ pub fn prompt_tokens(req: &ChatRequest) -> u64 {
     total
 }
 
+/// An upper bound of [`prompt_tokens`] that costs no tokenizing: every token is at least
+/// one byte, plus the same per-message overhead.
+pub fn prompt_bytes(req: &ChatRequest) -> u64 {
+    let mut total = PER_REPLY;
+    for m in &req.messages {
+        total += PER_MESSAGE + m.text_content().len() as u64;
+        total += m.name.as_ref().map_or(0, |n| n.len() as u64);
+        for call in m.tool_calls.iter().flatten() {
+            total += (call.function.name.len() + call.function.arguments.len()) as u64;
+        }
+    }
+    for tool in req.tools.iter().flatten() {
+        total += tool.function.name.len() as u64;
+        total += tool
+            .function
+            .description
+            .as_ref()
+            .map_or(0, |d| d.len() as u64);
+        total += tool
+            .function
+            .parameters
+            .as_ref()
+            .map_or(0, |p| p.to_string().len() as u64);
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +83,15 @@ mod tests {
         // Characters/4 would say 1; it is 4 tokens ("antidisestablishmentarianism" splits).
         assert!(count("antidisestablishmentarianism") > 2);
         assert_eq!(count(""), 0);
+    }
+
+    #[test]
+    fn the_byte_bound_is_never_below_the_token_count() {
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "messages": [{"role": "user", "content": "Grüße aus Köln! 日本語のテキストも数えます。"}]
+        }))
+        .unwrap();
+        assert!(prompt_bytes(&req) >= prompt_tokens(&req));
     }
 
     #[test]

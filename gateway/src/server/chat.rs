@@ -114,12 +114,18 @@ async fn serve(
     }
     let created = jiff::Timestamp::now().as_second();
     let mut waited = Duration::ZERO;
+    // Count prompt tokens only when something needs them: a per-key token quota, or a
+    // context window the prompt might not fit (a token is at least one byte, so a prompt
+    // of fewer bytes than every window fits without counting).
+    let prompt_bytes = routing::tokens::prompt_bytes(&req);
     let needs_tokens = plan.backends.iter().any(|b| {
         snapshot.provider(&b.provider).is_some_and(|p| {
             p.config
                 .limits
                 .as_ref()
                 .is_some_and(|l| l.tokens_per_minute.is_some())
+                || p.context_window(&b.model)
+                    .is_some_and(|w| u64::from(w) < prompt_bytes)
         })
     });
     let estimated = if needs_tokens {

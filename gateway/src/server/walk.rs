@@ -210,6 +210,15 @@ impl<'a> Walk<'a> {
     fn take(&mut self, index: usize, force: bool) -> Option<Pick<'a>> {
         let backend = *self.plan.backends.get(index)?;
         let provider = self.snapshot.provider(&backend.provider)?;
+        // A prompt that cannot fit this model's context window goes to a backend that can.
+        if self.estimated_tokens > 0
+            && provider
+                .context_window(&backend.model)
+                .is_some_and(|w| self.estimated_tokens > u64::from(w))
+            && !force
+        {
+            return None;
+        }
         let now = Instant::now();
         let keys = provider.key_count().max(1);
         let start = provider.next_key();
