@@ -134,17 +134,7 @@ fn check_route(
     providers: &BTreeMap<&str, &ProviderConfig>,
     errors: &mut Vec<String>,
 ) {
-    let backends = r
-        .backends
-        .iter()
-        .map(|w| &w.backend)
-        .chain(&r.fallbacks)
-        .chain(
-            r.rules
-                .iter()
-                .flat_map(|rule| rule.backends.iter().map(|w| &w.backend)),
-        );
-    for b in backends {
+    for b in r.all_backends() {
         check_backend(&r.id, b, providers, errors);
     }
     for rule in &r.rules {

@@ -231,6 +231,21 @@ pub struct RouteConfig {
     pub retry: RetryConfig,
 }
 
+impl RouteConfig {
+    /// Every backend the route can use: default backends, fallbacks, and rule backends.
+    pub fn all_backends(&self) -> impl Iterator<Item = &BackendConfig> {
+        self.backends
+            .iter()
+            .map(|w| &w.backend)
+            .chain(&self.fallbacks)
+            .chain(
+                self.rules
+                    .iter()
+                    .flat_map(|r| r.backends.iter().map(|w| &w.backend)),
+            )
+    }
+}
+
 /// A backend with its weight and priority.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -174,17 +174,7 @@ impl Snapshot {
             for name in std::iter::once(&r.model).chain(&r.aliases) {
                 by_model.insert(name.clone(), i);
             }
-            let backends = r
-                .backends
-                .iter()
-                .map(|w| &w.backend)
-                .chain(&r.fallbacks)
-                .chain(
-                    r.rules
-                        .iter()
-                        .flat_map(|x| x.backends.iter().map(|w| &w.backend)),
-                );
-            for b in backends {
+            for b in r.all_backends() {
                 if let std::collections::hash_map::Entry::Vacant(slot) =
                     clients.entry(b.timeouts.connect_ms)
                 {
@@ -240,18 +230,7 @@ impl Snapshot {
     pub fn backend_ids(&self) -> std::collections::HashSet<String> {
         let mut ids = std::collections::HashSet::new();
         for r in &self.routes {
-            let c = &r.config;
-            let backends = c
-                .backends
-                .iter()
-                .map(|w| &w.backend)
-                .chain(&c.fallbacks)
-                .chain(
-                    c.rules
-                        .iter()
-                        .flat_map(|x| x.backends.iter().map(|w| &w.backend)),
-                );
-            for b in backends {
+            for b in r.config.all_backends() {
                 let keys = self
                     .providers
                     .get(&b.provider)

@@ -166,13 +166,7 @@ fn answer(req: &ChatRequest) -> Answer {
             name: name.to_owned(),
         };
     }
-    let said = req
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.text_content())
-        .unwrap_or_default();
+    let said = req.last_user_text();
     Answer::Text(format!(
         "Hello from Tollgate's mock provider. You said: {}",
         truncate(&said, 200)

@@ -11,7 +11,7 @@ use tollgate_crds::config::{BackendConfig, WeightedBackend};
 
 use crate::{
     config::snapshot::{RouteRuntime, RuleRuntime},
-    wire::openai::{ChatRequest, Content, ContentPart, Role},
+    wire::openai::{ChatRequest, Content, ContentPart},
 };
 
 /// The ordered backends for one request, and the rule that chose them.
@@ -92,13 +92,7 @@ impl Facts {
                 .any(|p| matches!(p, ContentPart::ImageUrl { .. })),
             _ => false,
         });
-        let last_user = req
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.text_content())
-            .unwrap_or_default();
+        let last_user = req.last_user_text();
         Self {
             has_tools: req.tools.as_ref().is_some_and(|t| !t.is_empty()),
             has_images,

@@ -77,6 +77,16 @@ impl ChatRequest {
         self.max_completion_tokens.or(self.max_tokens)
     }
 
+    /// The text of the last user message (empty when there is none).
+    pub fn last_user_text(&self) -> String {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(Message::text_content)
+            .unwrap_or_default()
+    }
+
     /// Stop sequences as a list.
     pub fn stop_sequences(&self) -> Vec<String> {
         match &self.stop {
