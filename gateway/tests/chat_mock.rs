@@ -216,24 +216,10 @@ async fn models_embeddings_and_admin_endpoints() {
             .status(),
         200
     );
-    let status: Value = http()
-        .get(admin(&g, "/config/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = admin_json(&g, "/config/status").await;
     assert_eq!(status["hash"].as_str().unwrap().len(), 64);
     assert!(status["lastError"].is_null());
-    let metrics = http()
-        .get(admin(&g, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_text(&g, "/metrics").await;
     for name in [
         "gen_ai_client_token_usage",
         "gen_ai_server_request_duration",
@@ -268,14 +254,7 @@ async fn not_ready_without_a_valid_config() {
     )
     .await;
     assert_eq!(status, 503, "{body}");
-    let status: Value = http()
-        .get(admin(&g, "/config/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = admin_json(&g, "/config/status").await;
     assert!(
         status["lastError"]
             .as_str()

@@ -32,15 +32,7 @@ async fn a_swap_mid_stream_loses_no_request_and_new_requests_use_the_new_routes(
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &slow_route(&base));
     let g = start(dir.path()).await;
-    let first_hash = http()
-        .get(admin(&g, "/config/status"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["hash"]
-        .clone();
+    let first_hash = admin_json(&g, "/config/status").await["hash"].clone();
 
     let url = api(&g, "/v1/chat/completions");
     let in_flight = tokio::spawn(async move {
@@ -83,14 +75,7 @@ async fn a_swap_mid_stream_loses_no_request_and_new_requests_use_the_new_routes(
     )
     .await;
     assert_eq!(status, 404, "the old route is gone");
-    let status: Value = http()
-        .get(admin(&g, "/config/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = admin_json(&g, "/config/status").await;
     assert_ne!(status["hash"], first_hash);
     g.shutdown().await;
 }
@@ -98,29 +83,14 @@ async fn a_swap_mid_stream_loses_no_request_and_new_requests_use_the_new_routes(
 #[tokio::test]
 async fn an_invalid_config_is_rejected_and_the_last_good_one_keeps_serving() {
     let (g, dir) = start_with(MOCK).await;
-    let good = http()
-        .get(admin(&g, "/config/status"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["hash"]
-        .clone();
+    let good = admin_json(&g, "/config/status").await["hash"].clone();
     write_raw_config(
         dir.path(),
         r#"{"version":1,"providers":[],"routes":[{"id":"x/y","model":"m","backends":[{"provider":"x/missing","model":"m","timeouts":{"connectMs":1,"firstTokenMs":1,"idleMs":1,"totalMs":1},"weight":1,"priority":0}],"retry":{"attempts":1,"backoffInitialMs":1,"backoffMaxMs":1,"on":[],"budgetPercent":0}}],"budgets":[],"sources":[]}"#,
     );
     let mut status = Value::Null;
     for _ in 0..50 {
-        status = http()
-            .get(admin(&g, "/config/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        status = admin_json(&g, "/config/status").await;
         if status["lastError"].is_string() {
             break;
         }
@@ -141,14 +111,7 @@ async fn an_invalid_config_is_rejected_and_the_last_good_one_keeps_serving() {
     )
     .await;
     assert_eq!(code, 200);
-    let metrics = http()
-        .get(admin(&g, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_text(&g, "/metrics").await;
     assert!(
         metrics.contains(r#"tollgate_config_reloads_total{result="rejected"}"#),
         "{metrics}"

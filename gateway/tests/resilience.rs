@@ -120,14 +120,7 @@ async fn a_429_falls_back_and_cools_the_key_for_its_retry_after() {
         "the rate-limited key is cooled down for its Retry-After"
     );
     assert_eq!(count(&fb).await, 5);
-    let backends: Value = http()
-        .get(admin(&g, "/debug/backends"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let backends: Value = admin_json(&g, "/debug/backends").await;
     let a = backends["backends"]
         .as_array()
         .unwrap()
@@ -158,14 +151,7 @@ async fn retries_honour_retry_after_on_the_same_backend() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-tollgate-attempts"], "2");
     assert_eq!(count(&up).await, 2);
-    let metrics = http()
-        .get(admin(&g, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_text(&g, "/metrics").await;
     assert!(
         metrics.contains(r#"tollgate_retries_total{route="default/chat",reason="rate_limited"} 1"#),
         "{metrics}"
@@ -239,14 +225,7 @@ async fn a_flapping_backend_is_ejected_and_readmitted_after_its_cooldown() {
         ("1", "true")
     );
     assert_eq!(count(&flaky).await, 3, "no traffic to an ejected backend");
-    let metrics = http()
-        .get(admin(&g, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_text(&g, "/metrics").await;
     assert!(metrics.contains("tollgate_ejections_total{"), "{metrics}");
     // After the cooldown a trial request readmits it.
     tokio::time::sleep(Duration::from_millis(1800)).await;
@@ -254,14 +233,7 @@ async fn a_flapping_backend_is_ejected_and_readmitted_after_its_cooldown() {
     assert_eq!(status, 200);
     assert!(body.contains("recovered"), "{body}");
     assert_eq!(headers["x-tollgate-fallback"], "false");
-    let backends: Value = http()
-        .get(admin(&g, "/debug/backends"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let backends: Value = admin_json(&g, "/debug/backends").await;
     assert!(
         backends["backends"]
             .as_array()
@@ -298,14 +270,7 @@ async fn when_everything_is_ejected_the_soonest_backend_is_still_tried() {
     // The only backend is ejected; panic mode sends the request anyway instead of "no backend".
     let (status, _, body) = post(&g, "/v1/chat/completions", chat_body()).await;
     assert_eq!(status, 200, "{body}");
-    let metrics = http()
-        .get(admin(&g, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_text(&g, "/metrics").await;
     assert!(metrics.contains("tollgate_panic_mode_total{"), "{metrics}");
     g.shutdown().await;
 }

@@ -118,6 +118,30 @@ pub fn admin(g: &Running, path: &str) -> String {
     format!("http://{}{path}", g.admin_addr)
 }
 
+/// GETs an admin endpoint as JSON.
+pub async fn admin_json(g: &Running, path: &str) -> serde_json::Value {
+    http()
+        .get(admin(g, path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// GETs an admin endpoint as text.
+pub async fn admin_text(g: &Running, path: &str) -> String {
+    http()
+        .get(admin(g, path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// POSTs JSON; returns status, headers and body text.
 pub async fn post(
     g: &Running,
