@@ -32,10 +32,23 @@ use crate::{
 /// The namespace given to objects that have none (offline manifests), as `kubectl` does.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-/// Which keys exist in which Secrets (names only: compile never sees secret values).
+/// Which keys exist in which Secrets (names only: compile never sees secret values), and
+/// which namespaces credentials may not be copied from.
 #[derive(Clone, Debug, Default)]
 pub struct SecretIndex {
     secrets: BTreeMap<(String, String), BTreeSet<String>>,
+    forbidden_namespaces: BTreeSet<String>,
+}
+
+/// What a Secret reference resolves to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretLookup<'a> {
+    /// The Secret exists with these keys.
+    Found(&'a BTreeSet<String>),
+    /// No such Secret.
+    NotFound,
+    /// Credentials may not be copied from the Secret's namespace.
+    NotPermitted,
 }
 
 impl SecretIndex {
@@ -50,6 +63,23 @@ impl SecretIndex {
     /// The keys of Secret `namespace/name`, if it exists.
     pub fn keys(&self, namespace: &str, name: &str) -> Option<&BTreeSet<String>> {
         self.secrets.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// Marks `namespace` as one whose Secrets may not be copied into the gateway Secret
+    /// (the operator's cross-namespace policy); references into it report `RefNotPermitted`.
+    pub fn forbid_namespace(&mut self, namespace: &str) {
+        self.forbidden_namespaces.insert(namespace.to_owned());
+    }
+
+    /// Resolves a reference to Secret `namespace/name`.
+    pub fn lookup(&self, namespace: &str, name: &str) -> SecretLookup<'_> {
+        if self.forbidden_namespaces.contains(namespace) {
+            return SecretLookup::NotPermitted;
+        }
+        match self.keys(namespace, name) {
+            Some(keys) => SecretLookup::Found(keys),
+            None => SecretLookup::NotFound,
+        }
     }
 
     /// Every Secret (namespace, name) recorded.

@@ -75,6 +75,8 @@ pub enum Reason {
     SecretKeyNotFound,
     /// A referenced `LLMRoute` does not exist or is not accepted.
     RouteNotFound,
+    /// A referenced Secret is in a namespace the operator may not copy credentials from.
+    RefNotPermitted,
 }
 
 impl Reason {
@@ -90,7 +92,8 @@ impl Reason {
             | Reason::ModelNotFound
             | Reason::SecretNotFound
             | Reason::SecretKeyNotFound
-            | Reason::RouteNotFound => ConditionType::ResolvedRefs,
+            | Reason::RouteNotFound
+            | Reason::RefNotPermitted => ConditionType::ResolvedRefs,
         }
     }
 
@@ -107,6 +110,7 @@ impl Reason {
             Reason::SecretNotFound => "SecretNotFound",
             Reason::SecretKeyNotFound => "SecretKeyNotFound",
             Reason::RouteNotFound => "RouteNotFound",
+            Reason::RefNotPermitted => "RefNotPermitted",
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Context, Inputs, Kind, ObjectRef, Reason, object_ref, unsupported};
+use super::{
+    Context, Inputs, Kind, ObjectRef, Reason, SecretLookup, object_ref, unsupported,
+};
 use crate::{
     LLMProvider,
     catalog::resolve,
@@ -226,22 +228,34 @@ fn resolve_key(
     field: &str,
 ) -> Option<String> {
     let ns = &object.namespace;
-    match inputs.secrets.keys(ns, &r.name) {
-        None => {
-            let field = if field.starts_with("spec.auth.aws") {
-                "spec.auth.aws.secretName".to_owned()
-            } else {
-                format!("{field}.name")
-            };
+    // The field naming the Secret itself: one for all AWS keys, per entry otherwise.
+    let name_field = if field.starts_with("spec.auth.aws") {
+        "spec.auth.aws.secretName".to_owned()
+    } else {
+        format!("{field}.name")
+    };
+    match inputs.secrets.lookup(ns, &r.name) {
+        SecretLookup::NotPermitted => {
             cx.problem(
                 object,
-                field,
+                name_field,
+                Reason::RefNotPermitted,
+                format!(
+                    "credentials may not be copied from namespace {ns:?}: the operator allows its own namespace and those in --secret-namespaces"
+                ),
+            );
+            None
+        }
+        SecretLookup::NotFound => {
+            cx.problem(
+                object,
+                name_field,
                 Reason::SecretNotFound,
                 format!("Secret {:?} not found in namespace {ns:?}", r.name),
             );
             None
         }
-        Some(keys) if !keys.contains(&r.key) => {
+        SecretLookup::Found(keys) if !keys.contains(&r.key) => {
             let field = if field.starts_with("spec.auth.aws") {
                 field.to_owned()
             } else {
@@ -255,7 +269,7 @@ fn resolve_key(
             );
             None
         }
-        Some(_) => {
+        SecretLookup::Found(_) => {
             let key = gateway_secret_key(ns, &r.name, &r.key);
             if key.len() > MAX_SECRET_KEY_LEN {
                 cx.problem(

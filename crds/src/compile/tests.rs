@@ -741,6 +741,27 @@ fn a_zero_route_timeout_falls_through_to_the_provider() {
 }
 
 #[test]
+fn secrets_in_a_forbidden_namespace_are_not_permitted_even_when_they_exist() {
+    let mut w = World::new();
+    w.secrets.forbid_namespace("team-a");
+    let c = w.compile();
+    let p = one_problem(&c);
+    assert_eq!(
+        (p.field.as_str(), p.reason),
+        ("spec.auth.secretRefs[0].name", Reason::RefNotPermitted)
+    );
+    assert_eq!(
+        p.reason.condition(),
+        crate::conditions::ConditionType::ResolvedRefs
+    );
+    assert!(p.message.contains("--secret-namespaces"), "{}", p.message);
+    assert!(
+        c.config.providers.iter().all(|p| p.id != "team-a/openai"),
+        "a provider whose only key is not permitted is left out"
+    );
+}
+
+#[test]
 fn listed_credentials_that_all_fail_exclude_even_an_optional_auth_provider() {
     let mut w = World::new();
     w.providers.push(provider(
