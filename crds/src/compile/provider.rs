@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{
-    Context, Inputs, Kind, ObjectRef, Reason, SecretLookup, object_ref, unsupported,
-};
+use super::{Context, Inputs, Kind, ObjectRef, Reason, SecretLookup, object_ref, unsupported};
 use crate::{
     LLMProvider,
     catalog::resolve,

@@ -24,8 +24,9 @@ pub(crate) fn merge_patch(target: Value, patch: Value) -> Value {
 }
 
 /// Server-side apply, simplified: the applied configuration is merged into the live object
-/// with the applied values winning; lists are replaced whole. Unlike real SSA, fields a
-/// manager stops applying are not removed and conflicts between managers are not detected.
+/// with the applied values winning; lists are replaced whole. Fields a manager stops
+/// applying are removed by [`remove_unapplied`]; unlike real SSA, conflicts between
+/// managers are not detected and a field co-owned by another manager is removed anyway.
 pub(crate) fn apply_merge(live: Value, applied: Value) -> Value {
     match (live, applied) {
         (Value::Object(mut live), Value::Object(applied)) => {
@@ -36,6 +37,64 @@ pub(crate) fn apply_merge(live: Value, applied: Value) -> Value {
             Value::Object(live)
         }
         (_, applied) => applied,
+    }
+}
+
+/// The fields an applied configuration sets, in `FieldsV1` shape (`{"f:data": {"f:k": {}}}`):
+/// objects recurse, anything else (lists included) is a leaf. Identity fields are left out.
+pub(crate) fn applied_fields(applied: &Value) -> Value {
+    fn walk(v: &Value, top: bool, in_meta: bool) -> Value {
+        let mut out = serde_json::Map::new();
+        if let Value::Object(map) = v {
+            for (key, child) in map {
+                let skip = (top && (key == "apiVersion" || key == "kind"))
+                    || (in_meta
+                        && matches!(
+                            key.as_str(),
+                            "name" | "namespace" | "resourceVersion" | "managedFields"
+                        ));
+                if skip {
+                    continue;
+                }
+                let sub = match child {
+                    Value::Object(_) => walk(child, false, top && key == "metadata"),
+                    _ => Value::Object(serde_json::Map::new()),
+                };
+                out.insert(format!("f:{key}"), sub);
+            }
+        }
+        Value::Object(out)
+    }
+    walk(applied, true, false)
+}
+
+/// Removes from `live` the fields present in `before` (a manager's previous `FieldsV1`) but
+/// absent from `now` (its current one): what real SSA does when a manager drops a field.
+pub(crate) fn remove_unapplied(live: &mut Value, before: &Value, now: &Value) {
+    let (Value::Object(live), Value::Object(before)) = (live, before) else {
+        return;
+    };
+    for (fkey, sub_before) in before {
+        let Some(key) = fkey.strip_prefix("f:") else {
+            continue;
+        };
+        let owned_leaf = sub_before.as_object().is_none_or(|m| m.is_empty());
+        match now.get(fkey) {
+            None if owned_leaf => {
+                live.remove(key);
+            }
+            // A map the manager set keys of: drop only its own keys, keep others'.
+            None => {
+                if let Some(child) = live.get_mut(key) {
+                    remove_unapplied(child, sub_before, &Value::Object(serde_json::Map::new()));
+                }
+            }
+            Some(sub_now) => {
+                if let Some(child) = live.get_mut(key) {
+                    remove_unapplied(child, sub_before, sub_now);
+                }
+            }
+        }
     }
 }
 
@@ -62,6 +121,23 @@ mod tests {
         assert_eq!(
             apply_merge(live, applied),
             json!({"spec": {"a": 1, "b": [3]}, "metadata": {"labels": {"x": "1", "y": "2"}}})
+        );
+    }
+
+    #[test]
+    fn a_field_no_longer_applied_is_removed_and_others_stay() {
+        let first = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "labels": {"a": "1"}}, "data": {"k1": "eA==", "k2": "eQ=="}});
+        let second = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "labels": {"a": "1"}}, "data": {"k2": "eQ=="}});
+        let before = applied_fields(&first);
+        assert_eq!(
+            before,
+            json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:data": {"f:k1": {}, "f:k2": {}}})
+        );
+        let mut live = json!({"metadata": {"name": "s", "labels": {"a": "1", "other": "x"}}, "data": {"k1": "eA==", "k2": "eQ=="}});
+        remove_unapplied(&mut live, &before, &applied_fields(&second));
+        assert_eq!(
+            live,
+            json!({"metadata": {"name": "s", "labels": {"a": "1", "other": "x"}}, "data": {"k2": "eQ=="}})
         );
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use super::{
     KindInfo,
     error::ApiError,
-    merge::{apply_merge, merge_patch},
+    merge::{applied_fields, apply_merge, merge_patch, remove_unapplied},
 };
 
 /// Where an object lives: kind identity plus namespace (`""` when cluster-scoped) and name.
@@ -180,7 +180,8 @@ impl Store {
             if w.mode == WriteMode::Apply && !w.status {
                 let mut body = w.body;
                 set_meta(&mut body, "name", json!(w.name))?;
-                record_apply(&mut body, w.kind, w.field_manager, false)?;
+                let fields = applied_fields(&body);
+                record_apply(&mut body, w.kind, w.field_manager, false, fields)?;
                 let new = self.prepare(w.kind, &key, None, body, false)?;
                 return Ok(self.commit(key, new, w.dry_run));
             }
@@ -190,8 +191,13 @@ impl Store {
             WriteMode::Replace => w.body,
             WriteMode::Merge => merge_patch(old.clone(), w.body),
             WriteMode::Apply => {
+                let fields = applied_fields(&w.body);
                 let mut applied = apply_merge(old.clone(), w.body);
-                record_apply(&mut applied, w.kind, w.field_manager, w.status)?;
+                let before = previous_fields(&old, w.field_manager, w.status);
+                if let Some(before) = before {
+                    remove_unapplied(&mut applied, &before, &fields);
+                }
+                record_apply(&mut applied, w.kind, w.field_manager, w.status, fields)?;
                 applied
             }
         };
@@ -407,40 +413,53 @@ fn check_precondition(old: Option<&Value>, body: &Value) -> Result<(), ApiError>
     Ok(())
 }
 
-/// Records (or refreshes) a minimal managedFields entry for an apply by `manager`.
+/// Whether managedFields entry `e` is `manager`'s apply entry for the main resource or status.
+fn is_apply_entry(e: &Value, manager: &str, status: bool) -> bool {
+    let subresource = if status { "status" } else { "" };
+    e.get("manager").and_then(Value::as_str) == Some(manager)
+        && e.get("operation").and_then(Value::as_str) == Some("Apply")
+        && e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource
+}
+
+/// The fields `manager` applied last time, if it applied before.
+fn previous_fields(old: &Value, manager: Option<&str>, status: bool) -> Option<Value> {
+    let manager = manager?;
+    old.pointer("/metadata/managedFields")?
+        .as_array()?
+        .iter()
+        .find(|e| is_apply_entry(e, manager, status))?
+        .get("fieldsV1")
+        .cloned()
+}
+
+/// Records (or refreshes) `manager`'s managedFields entry with the fields it applied.
 fn record_apply(
     obj: &mut Value,
     kind: &KindInfo,
     manager: Option<&str>,
     status: bool,
+    fields: Value,
 ) -> Result<(), ApiError> {
     let manager = manager.ok_or_else(|| {
         ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
     })?;
-    let subresource = if status { "status" } else { "" };
     let mut entries: Vec<Value> = obj
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let same = |e: &Value| {
-        e.get("manager").and_then(Value::as_str) == Some(manager)
-            && e.get("operation").and_then(Value::as_str) == Some("Apply")
-            && e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource
-    };
-    if !entries.iter().any(same) {
-        let mut entry = json!({
-            "manager": manager,
-            "operation": "Apply",
-            "apiVersion": kind.api_version(),
-            "fieldsType": "FieldsV1",
-            "fieldsV1": {},
-        });
-        if status {
-            entry["subresource"] = json!("status");
-        }
-        entries.push(entry);
+    entries.retain(|e| !is_apply_entry(e, manager, status));
+    let mut entry = json!({
+        "manager": manager,
+        "operation": "Apply",
+        "apiVersion": kind.api_version(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    });
+    if status {
+        entry["subresource"] = json!("status");
     }
+    entries.push(entry);
     set_meta(obj, "managedFields", Value::Array(entries))
 }
 

@@ -139,16 +139,28 @@ async fn server_side_apply_creates_then_updates_and_noop_keeps_version() {
         Some("tollgate")
     );
 
+    let other = PatchParams {
+        field_manager: Some("kubectl".to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(
+        "gw",
+        &other,
+        &Patch::Merge(serde_json::json!({"metadata": {"labels": {"b": "2"}}})),
+    )
+    .await
+    .unwrap();
+
     let second = api
         .patch("gw", &pp, &Patch::Apply(&cm("gw", "2")))
         .await
         .unwrap();
     assert_eq!(second.data.as_ref().unwrap()["k"], "2");
-    assert_eq!(
-        second.labels()["a"],
-        "1",
-        "fields not applied again are kept"
+    assert!(
+        !second.labels().contains_key("a"),
+        "a field the manager stopped applying is removed"
     );
+    assert_eq!(second.labels()["b"], "2", "another writer's field is kept");
     assert_ne!(first.resource_version(), second.resource_version());
 
     let third = api
