@@ -1,7 +1,14 @@
-//! Tollgate's operator. So far: building the gateway's ConfigMap and Secret from compiled
-//! objects ([`render`]), shared by the offline `render` command and (next) the controllers.
+//! Tollgate's operator: reconciles `LLMProvider`, `LLMRoute` and `LLMBudget` into the
+//! gateway's ConfigMap and Secret ([`reconcile`]), writes their status, and renders the
+//! same objects offline ([`render`]).
 
+pub mod health;
+pub mod leader;
+pub mod logging;
+pub mod metrics;
+pub mod reconcile;
 pub mod render;
+pub mod settings;
 
 /// An in-memory Kubernetes API (list, watch, apply, status) for controller tests.
 #[cfg(test)]

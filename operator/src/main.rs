@@ -1,11 +1,20 @@
-//! `tollgate-operator`: the controller (not built yet) and the offline `render` command.
+//! `tollgate-operator`: the controllers (`run`) and the offline `render` command.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::{Parser, Subcommand};
 use k8s_openapi::ByteString;
+use kube::runtime::events::Reporter;
 use tollgate_crds::{catalog::PriceCatalogue, manifests::Manifests};
-use tollgate_operator::render::{self, GatewayObjects};
+use tollgate_operator::{
+    health::{self, Health, Phase},
+    leader::{Leadership, LeaseSettings},
+    logging,
+    metrics::Metrics,
+    reconcile::Operator,
+    render::{self, GatewayObjects},
+    settings::{RunArgs, Settings},
+};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers against the cluster in the kubeconfig or the pod's service
+    /// account: watch the CRs, write the gateway's ConfigMap and Secret, and their status.
+    Run(RunArgs),
     /// Compile manifests offline and print the gateway's ConfigMap and Secret (or write
     /// them as mounted-volume directories with --out-dir). Problems go to stderr; exit 1.
     Render(RenderArgs),
@@ -54,6 +66,153 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Render(args) => render_command(&args),
+        Command::Run(args) => run_command(&args),
+    }
+}
+
+fn run_command(args: &RunArgs) -> ExitCode {
+    if let Err(e) = logging::init(&args.log_level, args.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let settings = match Settings::from_args(args) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "bad flag");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves health, waits for the lease, runs the loops until SIGTERM/SIGINT or until the
+/// lease is lost (then exits non-zero, so the pod restarts as a standby).
+async fn run(args: &RunArgs, settings: Settings) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    health::serve(args.metrics_addr, health.clone(), metrics.clone())
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.metrics_addr))?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let identity = args
+        .identity
+        .clone()
+        .filter(|i| !i.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "tollgate-operator".to_owned());
+    tracing::info!(
+        identity = %identity,
+        gateway_namespace = %settings.gateway.namespace,
+        watch_namespaces = ?settings.watch_namespaces,
+        "starting"
+    );
+
+    let mut leadership = None;
+    if args.leader_elect {
+        health.set(Phase::Standby);
+        let lease = LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: settings.operator_namespace.clone(),
+            identity: identity.clone(),
+            duration: Duration::from_secs(args.lease_duration_seconds),
+        };
+        let mut l = Leadership::start(client.clone(), &lease)
+            .await
+            .map_err(|e| format!("cannot take part in leader election: {e}"))?;
+        tracing::info!(lease = %lease.name, "waiting for the lease");
+        tokio::select! {
+            acquired = l.acquired() => acquired?,
+            () = shutdown_signal() => {
+                l.release().await;
+                return Ok(());
+            }
+        }
+        tracing::info!(lease = %lease.name, "leading");
+        leadership = Some(l);
+    }
+    metrics.set_leader(true);
+    health.set(Phase::Syncing);
+
+    let reporter = Reporter {
+        controller: "tollgate-operator".to_owned(),
+        instance: Some(identity),
+    };
+    let operator = Operator::new(client, settings, metrics.clone(), reporter)
+        .map_err(|e| e.to_string())?;
+    let context = operator.context.clone();
+    let readiness = async {
+        while !context.configured() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        health.set(Phase::Ready);
+        std::future::pending::<()>().await;
+    };
+    let result = match leadership {
+        Some(mut l) => {
+            let mut lost = false;
+            tokio::select! {
+                () = operator.run(shutdown_signal()) => {}
+                () = l.lost() => lost = true,
+                () = readiness => {}
+            }
+            metrics.set_leader(false);
+            if lost {
+                Err("lost the lease; exiting so that only the new leader writes".to_owned())
+            } else {
+                l.release().await;
+                Ok(())
+            }
+        }
+        None => {
+            tokio::select! {
+                () = operator.run(shutdown_signal()) => {}
+                () = readiness => {}
+            }
+            Ok(())
+        }
+    };
+    tracing::info!("stopped");
+    result
+}
+
+/// SIGTERM (Kubernetes) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

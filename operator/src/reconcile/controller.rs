@@ -1,0 +1,227 @@
+//! The per-kind status controllers (kube-runtime `Controller`s): each object's conditions
+//! are computed from the latest compile outcome and the gateway pods' reports, written only
+//! when they changed, and announced with Events.
+
+use std::{fmt::Debug, sync::Arc, time::Instant};
+
+use jiff::Timestamp;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::json;
+use tollgate_crds::{
+    LLMBudget, LLMProvider, LLMRoute,
+    compile::{DEFAULT_NAMESPACE, Kind, ObjectRef},
+    conditions::Condition,
+};
+
+use super::{
+    context::{Context, WRITTEN_TTL, Written},
+    status,
+};
+use crate::settings::FIELD_MANAGER;
+
+/// One of the three kinds, as the status controller sees it.
+pub trait Tracked:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind.
+    const KIND: Kind;
+    /// The stored conditions.
+    fn conditions(&self) -> &[Condition];
+    /// The stored `status.observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+}
+
+macro_rules! tracked {
+    ($t:ty, $kind:expr) => {
+        impl Tracked for $t {
+            const KIND: Kind = $kind;
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.status.as_ref().and_then(|s| s.observed_generation)
+            }
+        }
+    };
+}
+
+tracked!(LLMProvider, Kind::LLMProvider);
+tracked!(LLMRoute, Kind::LLMRoute);
+tracked!(LLMBudget, Kind::LLMBudget);
+
+/// Why a status reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Writing status failed.
+    #[error("writing status failed: {0}")]
+    Status(#[source] kube::Error),
+}
+
+/// Reconciles one object's status.
+pub async fn reconcile<K: Tracked>(
+    object: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile_status(&*object, &ctx).await;
+    ctx.metrics
+        .reconciled(K::KIND.as_str(), started.elapsed(), result.is_err());
+    if result.is_ok() {
+        ctx.succeeded(&key(&*object));
+    }
+    result
+}
+
+/// Requeues a failed object with exponential backoff.
+pub fn error_policy<K: Tracked>(
+    object: Arc<K>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    let delay = ctx.failed(&key(&*object));
+    tracing::warn!(
+        kind = K::KIND.as_str(),
+        namespace = %object.namespace().unwrap_or_default(),
+        name = %object.name_any(),
+        error = %error,
+        retry_in_seconds = delay.as_secs(),
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+fn key<K: Tracked>(object: &K) -> String {
+    object
+        .uid()
+        .unwrap_or_else(|| format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any()))
+}
+
+async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Action, ReconcileError> {
+    let Some(outcome) = ctx.outcome.load_full() else {
+        // No config compiled yet; the config task triggers us when there is.
+        return Ok(Action::await_change());
+    };
+    let namespace = object
+        .namespace()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    let name = object.name_any();
+    let object_ref = ObjectRef {
+        kind: K::KIND,
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let generation = object.meta().generation;
+    if !outcome.covers(&object_ref, generation) {
+        // The config task has not compiled this generation yet; it triggers us when done.
+        return Ok(Action::await_change());
+    }
+    let view = ctx.view.load();
+    let desired = status::desired(&object_ref, generation, &outcome, &view, Timestamp::now());
+
+    let uid = key(object);
+    let (mut conditions, just_written) = {
+        let written = ctx
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match written.get(&uid) {
+            Some(w) if w.generation == generation && w.at.elapsed() < WRITTEN_TTL => {
+                (w.conditions.clone(), true)
+            }
+            _ => (object.conditions().to_vec(), false),
+        }
+    };
+    let (changed, transitions) = status::merge(&mut conditions, desired);
+    if !changed && (just_written || object.observed_generation() == generation) {
+        return Ok(Action::await_change());
+    }
+
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({
+        "status": {
+            "observedGeneration": generation,
+            "conditions": conditions,
+        }
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch_status(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(ReconcileError::Status)?;
+    ctx.written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(
+            uid,
+            Written {
+                generation,
+                conditions,
+                at: Instant::now(),
+            },
+        );
+
+    for t in &transitions {
+        let c = &t.condition;
+        tracing::info!(
+            kind = K::KIND.as_str(),
+            namespace = %namespace,
+            name = %name,
+            condition = %c.type_,
+            status = ?c.status,
+            reason = %c.reason,
+            message = %c.message,
+            "condition changed"
+        );
+        if let Some((warning, reason, note)) = t.event() {
+            let event = Event {
+                type_: if warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: reason.to_owned(),
+                note: Some(clip_note(note)),
+                action: "Reconcile".to_owned(),
+                secondary: None,
+            };
+            if let Err(e) = ctx
+                .recorder
+                .publish(&event, &object.object_ref(&()))
+                .await
+            {
+                // An Event is best effort; the condition carries the same information.
+                tracing::warn!(namespace = %namespace, name = %name, error = %e, "cannot record Event");
+            }
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// Event notes are limited to 1 kB.
+fn clip_note(note: &str) -> String {
+    if note.len() <= 1024 {
+        return note.to_owned();
+    }
+    let mut cut = 1020;
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &note[..cut])
+}

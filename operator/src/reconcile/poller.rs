@@ -1,0 +1,36 @@
+//! Asks the gateway pods what they serve: often while some pod lacks the newest config,
+//! rarely once all have it, and at once when pods change or a config is written.
+
+use std::sync::Arc;
+
+use super::{context::Context, gateways};
+
+/// Runs until dropped.
+pub async fn run(ctx: Arc<Context>) {
+    // Only fails if the writer was dropped, i.e. during shutdown.
+    let _ = ctx.pods.wait_until_ready().await;
+    let timings = ctx.settings.timings.clone();
+    loop {
+        let pods = ctx.pods.state();
+        let view = gateways::poll(&pods, ctx.settings.admin_port, timings.poll_timeout).await;
+        let hash = ctx.outcome.load().as_ref().and_then(|o| o.hash.clone());
+        ctx.metrics.set_pods(&view.counts(hash.as_deref()));
+        let settled = hash.as_deref().is_some_and(|h| view.all_serve(h));
+        if **ctx.view.load() != view {
+            for pod in &view.pods {
+                tracing::debug!(pod = %pod.pod, state = ?pod.state, "gateway pod report");
+            }
+            ctx.view.store(Arc::new(view));
+            ctx.trigger_status();
+        }
+        let wait = if settled {
+            timings.poll_slow
+        } else {
+            timings.poll_fast
+        };
+        tokio::select! {
+            () = ctx.poll_now.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
