@@ -6,8 +6,7 @@ use crate::settings::LogFormat;
 
 /// Installs the global subscriber. Fails on an unreadable filter.
 pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
-    let filter =
-        EnvFilter::try_new(filter).map_err(|e| format!("--log-level {filter:?}: {e}"))?;
+    let filter = EnvFilter::try_new(filter).map_err(|e| format!("--log-level {filter:?}: {e}"))?;
     let builder = fmt().with_env_filter(filter).with_target(true);
     let result = match format {
         LogFormat::Json => builder

@@ -155,8 +155,8 @@ async fn run(args: &RunArgs, settings: Settings) -> Result<(), String> {
         controller: "tollgate-operator".to_owned(),
         instance: Some(identity),
     };
-    let operator = Operator::new(client, settings, metrics.clone(), reporter)
-        .map_err(|e| e.to_string())?;
+    let operator =
+        Operator::new(client, settings, metrics.clone(), reporter).map_err(|e| e.to_string())?;
     let context = operator.context.clone();
     let readiness = async {
         while !context.configured() {

@@ -62,7 +62,9 @@ impl Metrics {
         let reconciles = Family::<KindLabel, Counter>::default();
         let errors = Family::<KindLabel, Counter>::default();
         let duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            Histogram::new([
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
         });
         let writes = Family::<ObjectLabel, Counter>::default();
         let config_bytes = Gauge::default();
@@ -201,7 +203,10 @@ mod tests {
         m.set_problems(["SecretNotFound", "SecretNotFound", "Invalid"]);
         m.set_leader(true);
         let text = m.encode();
-        assert!(text.contains(r#"tollgate_operator_reconciles_total{kind="LLMRoute"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"tollgate_operator_reconciles_total{kind="LLMRoute"} 2"#),
+            "{text}"
+        );
         assert!(text.contains(r#"tollgate_operator_reconcile_errors_total{kind="LLMRoute"} 1"#));
         assert!(text.contains(r#"tollgate_operator_config_writes_total{object="configmap"} 1"#));
         assert!(text.contains(r#"tollgate_operator_problems{reason="SecretNotFound"} 2"#));

@@ -265,11 +265,12 @@ mod tests {
     }
 
     fn settings(args: &[&str]) -> Result<Settings, SettingsError> {
-        let cli = Cli::try_parse_from(std::iter::once("op").chain(args.iter().copied()))
-            .map_err(|e| SettingsError {
+        let cli = Cli::try_parse_from(std::iter::once("op").chain(args.iter().copied())).map_err(
+            |e| SettingsError {
                 flag: "parse",
                 message: e.to_string(),
-            })?;
+            },
+        )?;
         Settings::from_args(&cli.run)
     }
 
@@ -280,7 +281,10 @@ mod tests {
         assert_eq!(s.gateway.namespace, "ops");
         assert_eq!(s.gateway.config_map, "tollgate-gateway-config");
         assert!(s.secrets.permits("ops"));
-        assert!(!s.secrets.permits("team-a"), "other namespaces need the allow-list");
+        assert!(
+            !s.secrets.permits("team-a"),
+            "other namespaces need the allow-list"
+        );
     }
 
     #[test]

@@ -40,9 +40,7 @@ pub async fn write(
         .is_some_and(|s| same_secret(s, &desired_secret));
 
     // 1. Keys the new config needs, added while the old keys stay.
-    let adds = secret_data
-        .iter()
-        .any(|(k, v)| live_data.get(k) != Some(v));
+    let adds = secret_data.iter().any(|(k, v)| live_data.get(k) != Some(v));
     if adds || live_secret.is_none() {
         let mut union = live_data;
         union.extend(secret_data.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -22,9 +22,12 @@ use crate::render::{self, RenderError};
 
 /// Runs until dropped.
 pub async fn run(ctx: Arc<Context>) {
+    tracing::debug!("config task waiting for caches");
     ctx.providers.ready().await;
+    tracing::debug!("providers synced");
     ctx.routes.ready().await;
     ctx.budgets.ready().await;
+    tracing::debug!("caches synced; config task starting");
     let timings = ctx.settings.timings.clone();
     let mut failures = 0u32;
     let mut wait_for_change = false;
@@ -59,11 +62,20 @@ pub async fn run(ctx: Arc<Context>) {
             continue;
         }
 
+        tracing::debug!(
+            providers = providers.len(),
+            secrets = wanted.len(),
+            "compiling"
+        );
         let started = Instant::now();
         let outcome = round(&ctx, &providers, forbidden).await;
         let failed = matches!(outcome.failure, Some(WriteFailure::Apply(_)));
         ctx.metrics.reconciled("config", started.elapsed(), failed);
-        failures = if failed { failures.saturating_add(1) } else { 0 };
+        failures = if failed {
+            failures.saturating_add(1)
+        } else {
+            0
+        };
         if outcome.failure.is_none() {
             ctx.set_configured();
         }
@@ -97,13 +109,28 @@ async fn round(
         generations.insert(object, generation);
     };
     for p in &providers {
-        record(Kind::LLMProvider, p.namespace(), p.name_any(), p.metadata.generation);
+        record(
+            Kind::LLMProvider,
+            p.namespace(),
+            p.name_any(),
+            p.metadata.generation,
+        );
     }
     for r in &routes {
-        record(Kind::LLMRoute, r.namespace(), r.name_any(), r.metadata.generation);
+        record(
+            Kind::LLMRoute,
+            r.namespace(),
+            r.name_any(),
+            r.metadata.generation,
+        );
     }
     for b in &budgets {
-        record(Kind::LLMBudget, b.namespace(), b.name_any(), b.metadata.generation);
+        record(
+            Kind::LLMBudget,
+            b.namespace(),
+            b.name_any(),
+            b.metadata.generation,
+        );
     }
 
     let compiled = compile(&Inputs {

@@ -45,9 +45,22 @@ where
     /// Waits until every store has finished its first list.
     pub async fn ready(&self) {
         for store in &self.stores {
-            // Only fails if the writer was dropped, i.e. during shutdown.
-            let _ = store.wait_until_ready().await;
+            wait_ready(store).await;
         }
+    }
+}
+
+/// Waits until `store` has finished its first list. `Store::wait_until_ready` wakes only
+/// the most recent of several concurrent waiters (and the controller already waits on the
+/// same store), so this checks without registering and sleeps between checks.
+pub async fn wait_ready<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    use futures_util::FutureExt;
+    while store.wait_until_ready().now_or_never().is_none() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -51,7 +51,9 @@ macro_rules! tracked {
         impl Tracked for $t {
             const KIND: Kind = $kind;
             fn conditions(&self) -> &[Condition] {
-                self.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
+                self.status
+                    .as_ref()
+                    .map_or(&[], |s| s.conditions.as_slice())
             }
             fn observed_generation(&self) -> Option<i64> {
                 self.status.as_ref().and_then(|s| s.observed_generation)
@@ -106,9 +108,13 @@ pub fn error_policy<K: Tracked>(
 }
 
 fn key<K: Tracked>(object: &K) -> String {
-    object
-        .uid()
-        .unwrap_or_else(|| format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any()))
+    object.uid().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        )
+    })
 }
 
 async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -201,11 +207,7 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
                 action: "Reconcile".to_owned(),
                 secondary: None,
             };
-            if let Err(e) = ctx
-                .recorder
-                .publish(&event, &object.object_ref(&()))
-                .await
-            {
+            if let Err(e) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
                 // An Event is best effort; the condition carries the same information.
                 tracing::warn!(namespace = %namespace, name = %name, error = %e, "cannot record Event");
             }

@@ -122,9 +122,9 @@ impl GatewayView {
 
     /// Whether every ready pod serves the config with `hash`.
     pub fn all_serve(&self, hash: &str) -> bool {
-        self.pods.iter().all(|p| {
-            matches!(&p.state, PodState::Reported { hash: Some(h), .. } if h == hash)
-        })
+        self.pods
+            .iter()
+            .all(|p| matches!(&p.state, PodState::Reported { hash: Some(h), .. } if h == hash))
     }
 
     /// Pod counts by state, for the metric: programmed (serve `hash`), pending, rejected,
@@ -208,7 +208,9 @@ pub async fn poll(pods: &[Arc<Pod>], default_port: u16, timeout: Duration) -> Ga
             let state = match tokio::time::timeout(timeout, ask(addr)).await {
                 Ok(Ok(state)) => state,
                 Ok(Err(why)) => PodState::Unreachable(why),
-                Err(_) => PodState::Unreachable(format!("no answer from {addr} within {timeout:?}")),
+                Err(_) => {
+                    PodState::Unreachable(format!("no answer from {addr} within {timeout:?}"))
+                }
             };
             PodReport { pod: name, state }
         })
@@ -282,10 +284,16 @@ mod tests {
         let route = ("LLMRoute", "default/chat", 2);
         let old = ("LLMRoute", "default/chat", 1);
         let view = GatewayView { pods: vec![] };
-        assert_eq!(view.programmed("LLMRoute", "default/chat", 2), Programmed::NoPods);
+        assert_eq!(
+            view.programmed("LLMRoute", "default/chat", 2),
+            Programmed::NoPods
+        );
 
         let view = GatewayView {
-            pods: vec![reported("gw-a", &[route], None), reported("gw-b", &[old], None)],
+            pods: vec![
+                reported("gw-a", &[route], None),
+                reported("gw-b", &[old], None),
+            ],
         };
         assert_eq!(
             view.programmed("LLMRoute", "default/chat", 2),
@@ -305,9 +313,15 @@ mod tests {
         );
 
         let view = GatewayView {
-            pods: vec![reported("gw-a", &[route], None), reported("gw-b", &[route], None)],
+            pods: vec![
+                reported("gw-a", &[route], None),
+                reported("gw-b", &[route], None),
+            ],
         };
-        assert_eq!(view.programmed("LLMRoute", "default/chat", 2), Programmed::Yes { pods: 2 });
+        assert_eq!(
+            view.programmed("LLMRoute", "default/chat", 2),
+            Programmed::Yes { pods: 2 }
+        );
         assert_eq!(
             view.programmed("LLMProvider", "default/chat", 2),
             Programmed::Pending {
@@ -339,7 +353,12 @@ mod tests {
         );
         assert_eq!(
             view.counts(Some("h")),
-            [("programmed", 1), ("pending", 0), ("rejected", 0), ("unreachable", 1)]
+            [
+                ("programmed", 1),
+                ("pending", 0),
+                ("rejected", 0),
+                ("unreachable", 1)
+            ]
         );
     }
 }

@@ -116,13 +116,16 @@ impl Operator {
 
 type ObjectStream<K> = Pin<Box<dyn stream::Stream<Item = Result<K, watcher::Error>> + Send>>;
 
+/// A store and the reflector stream that fills it (driven by its controller).
+type Reflected<K> = (Store<K>, ObjectStream<K>);
+
 /// Reflectors for kind `K`: one for all namespaces, or one per watched namespace (one
 /// store cannot hold several namespaces' lists, since each relist replaces it).
 fn reflect<K: Tracked>(
     client: &Client,
     namespaces: &[String],
     changed: &Arc<Notify>,
-) -> (Stores<K>, Vec<(Store<K>, ObjectStream<K>)>) {
+) -> (Stores<K>, Vec<Reflected<K>>) {
     let apis: Vec<Api<K>> = if namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
@@ -174,7 +177,7 @@ fn reflect_pods(
 /// One status controller per store of kind `K`, re-checking everything on each trigger.
 fn controllers<K: Tracked>(
     ctx: &Arc<Context>,
-    streams: Vec<(Store<K>, ObjectStream<K>)>,
+    streams: Vec<Reflected<K>>,
 ) -> Vec<BoxFuture<'static, ()>> {
     streams
         .into_iter()

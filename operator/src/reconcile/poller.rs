@@ -7,8 +7,7 @@ use super::{context::Context, gateways};
 
 /// Runs until dropped.
 pub async fn run(ctx: Arc<Context>) {
-    // Only fails if the writer was dropped, i.e. during shutdown.
-    let _ = ctx.pods.wait_until_ready().await;
+    super::context::wait_ready(&ctx.pods).await;
     let timings = ctx.settings.timings.clone();
     loop {
         let pods = ctx.pods.state();

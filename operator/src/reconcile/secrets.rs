@@ -71,11 +71,8 @@ impl SecretWatches {
         for id in wanted {
             if !slots.contains_key(id) {
                 tracing::debug!(namespace = %id.0, name = %id.1, "watching Secret");
-                let task = tokio::spawn(watch(
-                    Arc::downgrade(self),
-                    self.client.clone(),
-                    id.clone(),
-                ));
+                let task =
+                    tokio::spawn(watch(Arc::downgrade(self), self.client.clone(), id.clone()));
                 slots.insert(
                     id.clone(),
                     Slot {

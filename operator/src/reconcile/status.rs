@@ -34,7 +34,10 @@ pub fn desired(
         Condition::new(t, status, reason, clip(message), generation, now)
     };
     let from_problems = |t: ConditionType, ok_message: &str| {
-        let mine: Vec<&&Problem> = problems.iter().filter(|p| p.reason.condition() == t).collect();
+        let mine: Vec<&&Problem> = problems
+            .iter()
+            .filter(|p| p.reason.condition() == t)
+            .collect();
         match mine.first() {
             None => make(t, ConditionStatus::True, t.as_str(), ok_message.to_owned()),
             Some(first) => make(
@@ -128,7 +131,9 @@ fn programmed(
         Programmed::Rejected { pod, message } => (
             ConditionStatus::False,
             "Rejected",
-            format!("Gateway pod {pod} rejected the config and keeps serving its previous one: {message}"),
+            format!(
+                "Gateway pod {pod} rejected the config and keeps serving its previous one: {message}"
+            ),
         ),
         Programmed::Pending {
             have,
