@@ -120,6 +120,58 @@ async fn an_invalid_config_is_rejected_and_the_last_good_one_keeps_serving() {
 }
 
 #[tokio::test]
+async fn a_config_naming_a_key_the_secret_volume_lacks_yet_waits_instead_of_failing() {
+    let (g, dir) = start_with(MOCK).await;
+    let good = admin_json(&g, "/config/status").await["hash"].clone();
+    // The ConfigMap volume is updated before the Secret volume, as kubelet may do.
+    let yaml = format!(
+        "{MOCK}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: k, namespace: default}}\nstringData: {{key: new-key}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: p, namespace: default}}\nspec: {{type: openai-compatible, baseURL: \"http://127.0.0.1:9/v1\", auth: {{secretRefs: [{{name: k, key: key}}]}}, models: [{{name: m, pricing: {{input: \"0\", output: \"0\"}}}}]}}\n"
+    );
+    let mut m = tollgate_crds::manifests::Manifests::default();
+    let mut errors = Vec::new();
+    m.add_text(std::path::Path::new("t.yaml"), &yaml, &mut errors);
+    let compiled = m
+        .compile(tollgate_crds::catalog::PriceCatalogue::builtin().unwrap())
+        .unwrap();
+    write_raw_config(dir.path(), &compiled.config.to_json().unwrap());
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = admin_json(&g, "/config/status").await;
+        if status["waitingFor"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        status["waitingFor"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("default__k__key"),
+        "{status}"
+    );
+    assert!(status["lastError"].is_null(), "not a rejection: {status}");
+    assert_eq!(status["hash"], good, "still serving the previous config");
+
+    // The Secret volume catches up.
+    tollgate_crds::mount::write_atomic(
+        &dir.path().join("secrets"),
+        &m.gateway_secret_data(&compiled.config),
+        0o600,
+    )
+    .unwrap();
+    for _ in 0..50 {
+        status = admin_json(&g, "/config/status").await;
+        if status["hash"] != good {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(status["hash"], good, "{status}");
+    assert!(status["waitingFor"].is_null(), "{status}");
+    g.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_rotated_key_is_picked_up_without_a_restart() {
     use wiremock::{Mock, MockServer, ResponseTemplate, matchers::header};
     let up = MockServer::start().await;

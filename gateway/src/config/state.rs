@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tollgate_crds::config::Source;
 
-use super::{ConfigSource, Snapshot};
+use super::{ConfigSource, Snapshot, snapshot::SnapshotError};
 
 /// What `/config/status` shows: which config this pod serves and whether the last reload
 /// worked. The operator reads it to set `Programmed`.
@@ -26,6 +26,10 @@ pub struct ReloadStatus {
     pub last_attempt: Option<Timestamp>,
     /// Why the last reload was rejected (the previous config keeps serving).
     pub last_error: Option<String>,
+    /// What the newest config waits for: a key it names is not in the mounted Secret yet.
+    /// kubelet updates the ConfigMap and Secret volumes separately, so this is normally
+    /// brief; the previous config keeps serving meanwhile. Not a rejection.
+    pub waiting_for: Option<String>,
     /// Problems that left parts of the manifests out (`-f` mode).
     pub warnings: Vec<String>,
 }
@@ -46,6 +50,9 @@ pub enum ReloadOutcome {
     Unchanged,
     /// The new config was rejected; the previous one keeps serving.
     Rejected(String),
+    /// The new config names a key the mounted Secret lacks yet; the previous one keeps
+    /// serving until the Secret volume catches up.
+    Waiting(String),
 }
 
 impl ConfigState {
@@ -68,25 +75,34 @@ impl ConfigState {
     pub fn reload(&self, source: &ConfigSource) -> ReloadOutcome {
         let now = Timestamp::now();
         let previous = self.current.load_full();
-        let built = source.load().and_then(|loaded| {
-            let warnings = loaded.warnings;
-            // The periodic re-check usually finds nothing new: skip building a snapshot then.
-            let fingerprint = super::snapshot::fingerprint(&loaded.config, &loaded.secrets);
-            if previous
-                .as_ref()
-                .is_some_and(|p| p.fingerprint == fingerprint && p.config == loaded.config)
-            {
-                return Ok(None);
-            }
-            Snapshot::build(loaded.config, &loaded.secrets, previous.as_deref())
-                .map(|s| Some((s, warnings)))
-                .map_err(|e| e.to_string())
-        });
+        let built = source
+            .load()
+            .map_err(ReloadOutcome::Rejected)
+            .and_then(|loaded| {
+                let warnings = loaded.warnings;
+                // The periodic re-check usually finds nothing new: skip building a snapshot then.
+                let fingerprint = super::snapshot::fingerprint(&loaded.config, &loaded.secrets);
+                if previous
+                    .as_ref()
+                    .is_some_and(|p| p.fingerprint == fingerprint && p.config == loaded.config)
+                {
+                    return Ok(None);
+                }
+                Snapshot::build(loaded.config, &loaded.secrets, previous.as_deref())
+                    .map(|s| Some((s, warnings)))
+                    .map_err(|e| match e {
+                        SnapshotError::MissingSecret { .. } => {
+                            ReloadOutcome::Waiting(e.to_string())
+                        }
+                        other => ReloadOutcome::Rejected(other.to_string()),
+                    })
+            });
         match built {
             Ok(None) => {
                 let mut status = (*self.status.load_full()).clone();
                 status.last_attempt = Some(now);
                 status.last_error = None;
+                status.waiting_for = None;
                 self.status.store(Arc::new(status));
                 ReloadOutcome::Unchanged
             }
@@ -97,18 +113,23 @@ impl ConfigState {
                     sources: snapshot.config.sources.clone(),
                     last_attempt: Some(now),
                     last_error: None,
+                    waiting_for: None,
                     warnings,
                 };
                 self.current.store(Some(Arc::new(snapshot)));
                 self.status.store(Arc::new(status));
                 ReloadOutcome::Loaded
             }
-            Err(error) => {
+            Err(outcome) => {
                 let mut status = (*self.status.load_full()).clone();
                 status.last_attempt = Some(now);
-                status.last_error = Some(error.clone());
+                (status.last_error, status.waiting_for) = match &outcome {
+                    ReloadOutcome::Waiting(what) => (None, Some(what.clone())),
+                    ReloadOutcome::Rejected(error) => (Some(error.clone()), None),
+                    _ => (None, None),
+                };
                 self.status.store(Arc::new(status));
-                ReloadOutcome::Rejected(error)
+                outcome
             }
         }
     }

@@ -97,6 +97,10 @@ pub async fn reload(
             tracing::error!(error = %error, "config rejected; the previous config keeps serving");
             metrics.config_reload("rejected", None);
         }
+        ReloadOutcome::Waiting(what) => {
+            tracing::info!(waiting_for = %what, "new config waits for its Secret volume; the previous config keeps serving");
+            metrics.config_reload("waiting", None);
+        }
     }
     outcome
 }

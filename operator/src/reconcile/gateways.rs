@@ -34,6 +34,8 @@ pub enum PodState {
         sources: BTreeSet<Served>,
         /// Why its last reload was rejected, if it was.
         last_error: Option<String>,
+        /// What its newest config waits for (a key its Secret volume lacks yet).
+        waiting_for: Option<String>,
     },
     /// It could not be asked.
     Unreachable(String),
@@ -89,6 +91,7 @@ impl GatewayView {
                 PodState::Reported {
                     sources,
                     last_error,
+                    waiting_for,
                     ..
                 } => {
                     if sources.contains(&wanted) {
@@ -96,7 +99,13 @@ impl GatewayView {
                     } else if let Some(message) = last_error {
                         rejected.get_or_insert((report.pod.clone(), message.clone()));
                     } else if example.is_empty() {
-                        example = format!("{} has not loaded it yet", report.pod);
+                        example = match waiting_for {
+                            Some(what) => format!(
+                                "{} waits for its Secret volume to catch up: {what}",
+                                report.pod
+                            ),
+                            None => format!("{} has not loaded it yet", report.pod),
+                        };
                     }
                 }
                 PodState::Unreachable(why) => {
@@ -187,6 +196,7 @@ struct StatusAnswer {
     #[serde(default)]
     sources: Vec<SourceAnswer>,
     last_error: Option<String>,
+    waiting_for: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +268,7 @@ async fn ask(addr: SocketAddr) -> Result<PodState, String> {
             .map(|s| (s.kind, s.id, s.generation))
             .collect(),
         last_error: answer.last_error,
+        waiting_for: answer.waiting_for,
     })
 }
 
@@ -275,6 +286,7 @@ mod tests {
                     .map(|(k, i, g)| ((*k).to_owned(), (*i).to_owned(), *g))
                     .collect(),
                 last_error: err.map(str::to_owned),
+                waiting_for: None,
             },
         }
     }

@@ -36,6 +36,8 @@ use crate::{
     testing::FakeApi,
 };
 
+mod with_gateway;
+
 const GATEWAY_NS: &str = "tollgate-system";
 const POD_SELECTOR: &str = "app.kubernetes.io/component=gateway";
 
