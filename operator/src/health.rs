@@ -100,3 +100,60 @@ pub async fn serve(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    async fn get(app: &Router, path: &str) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let response = app
+            .clone()
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn ready_when_leading_with_a_config_or_standing_by() {
+        let health = Arc::new(Health::default());
+        let metrics = Arc::new(Metrics::new());
+        let app = router(health.clone(), metrics.clone());
+        assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(&app, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set(Phase::Standby);
+        assert_eq!(
+            get(&app, "/readyz").await,
+            (
+                StatusCode::OK,
+                "ready: standby, waiting for the lease\n".into()
+            )
+        );
+        health.set(Phase::Syncing);
+        assert_eq!(
+            get(&app, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set(Phase::Ready);
+        assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
+        metrics.set_leader(true);
+        let (code, text) = get(&app, "/metrics").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(text.contains("tollgate_operator_leader 1"), "{text}");
+    }
+}

@@ -70,3 +70,80 @@ impl Leadership {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use k8s_openapi::api::coordination::v1::Lease;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::FakeApi;
+
+    fn settings(identity: &str) -> LeaseSettings {
+        LeaseSettings {
+            name: "tollgate-operator".into(),
+            namespace: "tollgate-system".into(),
+            identity: identity.into(),
+            duration: Duration::from_secs(3),
+        }
+    }
+
+    fn holder(fake: &FakeApi) -> Option<String> {
+        fake.get::<Lease>(Some("tollgate-system"), "tollgate-operator")?
+            .spec?
+            .holder_identity
+    }
+
+    #[tokio::test]
+    async fn waits_while_another_replica_holds_the_lease_then_takes_it() {
+        let fake = FakeApi::new();
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+            .to_string();
+        fake.seed_json(json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "tollgate-operator", "namespace": "tollgate-system"},
+            "spec": {"holderIdentity": "other", "leaseDurationSeconds": 3, "acquireTime": now, "renewTime": now},
+        }))
+        .unwrap();
+
+        let mut me = Leadership::start(fake.client(), &settings("me"))
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1000), me.acquired())
+                .await
+                .is_err(),
+            "never leads while another replica's lease is fresh"
+        );
+        assert_eq!(holder(&fake).as_deref(), Some("other"));
+
+        // The other replica stops renewing: its lease expires and this one takes over.
+        tokio::time::timeout(Duration::from_secs(15), me.acquired())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(holder(&fake).as_deref(), Some("me"));
+
+        // A second replica now waits for us.
+        let mut second = Leadership::start(fake.client(), &settings("second"))
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1500), second.acquired())
+                .await
+                .is_err(),
+            "our renewals keep the second replica out"
+        );
+        me.release().await;
+        tokio::time::timeout(Duration::from_secs(15), second.acquired())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(holder(&fake).as_deref(), Some("second"));
+        second.release().await;
+    }
+}

@@ -225,3 +225,252 @@ pub fn merge(current: &mut Vec<Condition>, desired: Vec<Condition>) -> (bool, Ve
     }
     (changed, transitions)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::{BTreeSet, HashMap};
+
+    use tollgate_crds::{
+        compile::{Compiled, Reason},
+        config::{GatewayConfig, Source},
+    };
+
+    use super::*;
+    use crate::reconcile::gateways::{PodReport, PodState};
+
+    fn route() -> ObjectRef {
+        ObjectRef {
+            kind: Kind::LLMRoute,
+            namespace: "ns".into(),
+            name: "chat".into(),
+        }
+    }
+
+    fn outcome(problems: Vec<Problem>, in_config: bool, failure: Option<WriteFailure>) -> Outcome {
+        let mut config = GatewayConfig::empty();
+        if in_config {
+            config.sources.push(Source {
+                kind: "LLMRoute".into(),
+                id: "ns/chat".into(),
+                generation: 3,
+            });
+        }
+        Outcome {
+            compiled: Compiled { config, problems },
+            generations: HashMap::new(),
+            hash: Some("h".into()),
+            failure,
+        }
+    }
+
+    fn serving(generation: i64) -> GatewayView {
+        GatewayView {
+            pods: vec![PodReport {
+                pod: "gw".into(),
+                state: PodState::Reported {
+                    hash: Some("h".into()),
+                    sources: BTreeSet::from([(
+                        "LLMRoute".to_owned(),
+                        "ns/chat".to_owned(),
+                        generation,
+                    )]),
+                    last_error: None,
+                    waiting_for: None,
+                },
+            }],
+        }
+    }
+
+    fn get<'a>(conds: &'a [Condition], t: &str) -> (&'a ConditionStatus, &'a str, &'a str) {
+        let c = conds.iter().find(|c| c.type_ == t).unwrap();
+        (&c.status, c.reason.as_str(), c.message.as_str())
+    }
+
+    #[test]
+    fn all_good_is_ready_with_the_generation_observed() {
+        let conds = desired(
+            &route(),
+            Some(3),
+            &outcome(vec![], true, None),
+            &serving(3),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(conds.len(), 4);
+        assert!(
+            conds
+                .iter()
+                .all(|c| c.status == ConditionStatus::True && c.observed_generation == Some(3))
+        );
+        assert_eq!(get(&conds, "Ready").1, "Ready");
+    }
+
+    #[test]
+    fn problems_set_their_condition_and_ready_names_the_first_failure() {
+        let problem = |reason, field: &str, message: &str| Problem {
+            object: route(),
+            field: field.into(),
+            reason,
+            message: message.into(),
+        };
+        let problems = vec![
+            problem(
+                Reason::ProviderNotFound,
+                "spec.backends[0].providerRef.name",
+                "LLMProvider \"a\" not found",
+            ),
+            problem(
+                Reason::ModelNotFound,
+                "spec.backends[1].model",
+                "no model \"m\"",
+            ),
+        ];
+        let conds = desired(
+            &route(),
+            Some(3),
+            &outcome(problems, true, None),
+            &serving(3),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(get(&conds, "Accepted").0, &ConditionStatus::True);
+        assert_eq!(
+            get(&conds, "ResolvedRefs"),
+            (
+                &ConditionStatus::False,
+                "ProviderNotFound",
+                "spec.backends[0].providerRef.name: LLMProvider \"a\" not found; spec.backends[1].model: no model \"m\""
+            )
+        );
+        assert_eq!(
+            get(&conds, "Programmed").0,
+            &ConditionStatus::True,
+            "the rest still serves"
+        );
+        let ready = get(&conds, "Ready");
+        assert_eq!(
+            (ready.0, ready.1),
+            (&ConditionStatus::False, "ProviderNotFound")
+        );
+        assert!(ready.2.starts_with("ResolvedRefs: "));
+    }
+
+    #[test]
+    fn write_failures_and_absence_from_the_config_are_not_programmed() {
+        let too_large = outcome(vec![], true, Some(WriteFailure::TooLarge("1.2 MB".into())));
+        let conds = desired(
+            &route(),
+            Some(3),
+            &too_large,
+            &serving(3),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            get(&conds, "Programmed"),
+            (&ConditionStatus::False, "ConfigTooLarge", "1.2 MB")
+        );
+        assert_eq!(get(&conds, "Ready").1, "ConfigTooLarge");
+
+        let failed = outcome(vec![], true, Some(WriteFailure::Apply("forbidden".into())));
+        let conds = desired(
+            &route(),
+            Some(3),
+            &failed,
+            &serving(3),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(get(&conds, "Programmed").1, "ApplyFailed");
+
+        let absent = outcome(vec![], false, None);
+        let conds = desired(
+            &route(),
+            Some(3),
+            &absent,
+            &serving(3),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(get(&conds, "Programmed").1, NOT_IN_CONFIG);
+
+        let conds = desired(
+            &route(),
+            Some(3),
+            &outcome(vec![], true, None),
+            &serving(2),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            get(&conds, "Programmed").1,
+            "Pending",
+            "the pod serves an older generation"
+        );
+    }
+
+    #[test]
+    fn events_for_failures_and_for_becoming_ready_only() {
+        let at = |secs| Timestamp::from_second(secs).unwrap();
+        let mut current = Vec::new();
+        let good = desired(
+            &route(),
+            Some(3),
+            &outcome(vec![], true, None),
+            &serving(3),
+            at(10),
+        );
+        let (changed, transitions) = merge(&mut current, good.clone());
+        assert!(changed);
+        let events: Vec<_> = transitions.iter().filter_map(Transition::event).collect();
+        assert_eq!(
+            events,
+            vec![(
+                false,
+                "Ready",
+                "Accepted, references resolved and served by the gateway"
+            )]
+        );
+
+        let (changed, transitions) = merge(
+            &mut current,
+            desired(
+                &route(),
+                Some(3),
+                &outcome(vec![], true, None),
+                &serving(3),
+                at(20),
+            ),
+        );
+        assert!(
+            !changed && transitions.is_empty(),
+            "the same conditions later are no change"
+        );
+
+        let pending = desired(
+            &route(),
+            Some(3),
+            &outcome(vec![], true, None),
+            &serving(2),
+            at(30),
+        );
+        let (_, transitions) = merge(&mut current, pending);
+        assert!(
+            transitions
+                .iter()
+                .filter_map(Transition::event)
+                .next()
+                .is_none(),
+            "Pending is progress, not a warning"
+        );
+        let ready = current.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.last_transition_time.0, at(30));
+
+        let failed = desired(
+            &route(),
+            Some(3),
+            &outcome(vec![], true, Some(WriteFailure::Apply("boom".into()))),
+            &serving(3),
+            at(40),
+        );
+        let (_, transitions) = merge(&mut current, failed);
+        let events: Vec<_> = transitions.iter().filter_map(Transition::event).collect();
+        assert_eq!(events, vec![(true, "ApplyFailed", "boom")]);
+    }
+}

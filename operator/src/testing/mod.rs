@@ -153,6 +153,8 @@ impl Failure {
 pub(crate) struct State {
     pub(crate) store: Store,
     writes: Vec<RecordedRequest>,
+    /// Every request (reads included), for checking RBAC against what clients did.
+    requests: Vec<RecordedRequest>,
     failures: Vec<Failure>,
 }
 
@@ -189,8 +191,9 @@ impl Shared {
             });
         state.failures.retain(|f| f.remaining > 0);
         if req.is_write() {
-            state.writes.push(req);
+            state.writes.push(req.clone());
         }
+        state.requests.push(req);
         failure
     }
 }
@@ -249,6 +252,7 @@ impl FakeApiBuilder {
                 state: Mutex::new(State {
                     store,
                     writes: Vec::new(),
+                    requests: Vec::new(),
                     failures: Vec::new(),
                 }),
                 kinds: self.kinds,
@@ -438,6 +442,11 @@ impl FakeApi {
     /// The write requests clients sent, oldest first; handy in assertion messages.
     pub fn writes(&self) -> Vec<RecordedRequest> {
         self.shared.lock().writes.clone()
+    }
+
+    /// Every request clients sent (reads, lists and watches included), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
     }
 
     /// Forgets the recorded writes, e.g. once a controller has settled.

@@ -36,6 +36,7 @@ use crate::{
     testing::FakeApi,
 };
 
+mod rbac;
 mod with_gateway;
 
 const GATEWAY_NS: &str = "tollgate-system";

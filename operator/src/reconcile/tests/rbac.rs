@@ -1,0 +1,176 @@
+//! `config/rbac/` must allow every request the operator makes: the operator runs a busy
+//! scenario (lease, compile and write, status, Events, Secret watches, gateway pods) against
+//! the fake API, and each recorded request is checked against the committed rules.
+
+use std::path::Path;
+
+use crate::leader::{Leadership, LeaseSettings};
+
+use super::*;
+
+/// One rule, and where it applies (`None`: every namespace, from the ClusterRole).
+struct Grant {
+    namespace: Option<String>,
+    groups: Vec<String>,
+    resources: Vec<String>,
+    names: Vec<String>,
+    verbs: Vec<String>,
+}
+
+/// What one request needs.
+#[derive(Debug)]
+struct Access {
+    verb: &'static str,
+    group: String,
+    resource: String,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn grants() -> Vec<Grant> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/rbac");
+    let mut out = Vec::new();
+    for file in ["cluster_role.yaml", "role.yaml"] {
+        let doc: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let namespace = (doc["kind"] == "Role")
+            .then(|| doc["metadata"]["namespace"].as_str().unwrap().to_owned());
+        for rule in doc["rules"].as_array().unwrap() {
+            out.push(Grant {
+                namespace: namespace.clone(),
+                groups: strings(&rule["apiGroups"]),
+                resources: strings(&rule["resources"]),
+                names: strings(&rule["resourceNames"]),
+                verbs: strings(&rule["verbs"]),
+            });
+        }
+    }
+    out
+}
+
+/// `/api/v1/namespaces/ns/secrets/name` and friends → what RBAC checks.
+fn access(req: &crate::testing::RecordedRequest) -> Access {
+    let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest.to_vec()),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest.to_vec()),
+        _ => panic!("unexpected path {}", req.path),
+    };
+    let (namespace, rest) = match rest.as_slice() {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => {
+            (Some((*ns).to_owned()), rest.to_vec())
+        }
+        _ => (None, rest),
+    };
+    let resource = match rest.as_slice() {
+        [r, _name, sub] => format!("{r}/{sub}"),
+        [r, ..] => (*r).to_owned(),
+        [] => panic!("no resource in {}", req.path),
+    };
+    let name = rest.get(1).map(|n| (*n).to_owned());
+    let watching = req
+        .query
+        .as_deref()
+        .is_some_and(|q| q.contains("watch=true"));
+    let verb = match (req.method.as_str(), name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if watching => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PATCH", _) => "patch",
+        ("PUT", _) => "update",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (m, _) => panic!("unexpected method {m}"),
+    };
+    Access {
+        verb,
+        group,
+        resource,
+        namespace,
+        name,
+    }
+}
+
+fn allowed(grants: &[Grant], a: &Access) -> bool {
+    grants.iter().any(|g| {
+        let in_scope = match &g.namespace {
+            None => true,
+            Some(ns) => a.namespace.as_ref() == Some(ns),
+        };
+        // resourceNames cannot restrict list, watch or create (no name in the request).
+        let named = g.names.is_empty() || a.name.as_ref().is_some_and(|n| g.names.contains(n));
+        in_scope
+            && named
+            && g.groups.contains(&a.group)
+            && g.resources.contains(&a.resource)
+            && g.verbs.iter().any(|v| v == a.verb)
+    })
+}
+
+#[tokio::test]
+async fn the_committed_rbac_allows_every_request_the_operator_makes() {
+    let fake = FakeApi::new();
+    let mut lease = Leadership::start(
+        fake.client(),
+        &LeaseSettings {
+            name: "tollgate-operator".into(),
+            namespace: GATEWAY_NS.into(),
+            identity: "op-0".into(),
+            duration: Duration::from_secs(3),
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), lease.acquired())
+        .await
+        .unwrap()
+        .unwrap();
+
+    apply_yaml(&fake, OPENAI);
+    let gateway = FakeGateway::spawn().await;
+    fake.seed_json(gateway.pod("gw-0")).unwrap();
+    let h = Harness::start(&fake, SecretPolicy::Only([GATEWAY_NS.to_owned()].into()));
+    let cm = eventually("the ConfigMap", || h.config_map()).await;
+    gateway.load(&cm);
+    h.wait_condition::<LLMRoute>(GATEWAY_NS, "chat", "Ready", ConditionStatus::True, "Ready")
+        .await;
+    fake.remove::<LLMProvider>(Some(GATEWAY_NS), "openai")
+        .unwrap();
+    eventually("a Warning Event", || {
+        h.events_for(GATEWAY_NS, "chat")
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("ProviderNotFound"))
+    })
+    .await;
+    h.settle(Duration::from_millis(200)).await;
+    lease.release().await;
+
+    let grants = grants();
+    let requests = fake.requests();
+    assert!(requests.len() > 10, "the scenario made requests");
+    let denied: Vec<String> = requests
+        .iter()
+        .map(access)
+        .filter(|a| !allowed(&grants, a))
+        .map(|a| format!("{a:?}"))
+        .collect();
+    assert!(denied.is_empty(), "config/rbac does not allow: {denied:#?}");
+
+    // And the rules are not wider than needed: nothing grants delete or update.
+    let verbs: Vec<&String> = grants.iter().flat_map(|g| &g.verbs).collect();
+    assert!(
+        verbs
+            .iter()
+            .all(|v| !matches!(v.as_str(), "delete" | "deletecollection" | "update" | "*")),
+        "{verbs:?}"
+    );
+}
