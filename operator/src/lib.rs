@@ -8,6 +8,7 @@ pub mod logging;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
+pub mod run;
 pub mod settings;
 
 /// An in-memory Kubernetes API (list, watch, apply, status) for controller tests.

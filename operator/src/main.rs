@@ -4,15 +4,14 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::{Parser, Subcommand};
 use k8s_openapi::ByteString;
-use kube::runtime::events::Reporter;
 use tollgate_crds::{catalog::PriceCatalogue, manifests::Manifests};
 use tollgate_operator::{
-    health::{self, Health, Phase},
-    leader::{Leadership, LeaseSettings},
+    health::{self, Health},
+    leader::LeaseSettings,
     logging,
     metrics::Metrics,
-    reconcile::Operator,
     render::{self, GatewayObjects},
+    run::RunOptions,
     settings::{RunArgs, Settings},
 };
 
@@ -101,8 +100,8 @@ fn run_command(args: &RunArgs) -> ExitCode {
     }
 }
 
-/// Serves health, waits for the lease, runs the loops until SIGTERM/SIGINT or until the
-/// lease is lost (then exits non-zero, so the pod restarts as a standby).
+/// Serves health, then runs the operator (see [`tollgate_operator::run`]) until SIGTERM
+/// or SIGINT.
 async fn run(args: &RunArgs, settings: Settings) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
@@ -118,79 +117,20 @@ async fn run(args: &RunArgs, settings: Settings) -> Result<(), String> {
         .filter(|i| !i.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "tollgate-operator".to_owned());
-    tracing::info!(
-        identity = %identity,
-        gateway_namespace = %settings.gateway.namespace,
-        watch_namespaces = ?settings.watch_namespaces,
-        "starting"
-    );
-
-    let mut leadership = None;
-    if args.leader_elect {
-        health.set(Phase::Standby);
-        let lease = LeaseSettings {
-            name: args.lease_name.clone(),
-            namespace: settings.operator_namespace.clone(),
-            identity: identity.clone(),
-            duration: Duration::from_secs(args.lease_duration_seconds),
-        };
-        let mut l = Leadership::start(client.clone(), &lease)
-            .await
-            .map_err(|e| format!("cannot take part in leader election: {e}"))?;
-        tracing::info!(lease = %lease.name, "waiting for the lease");
-        tokio::select! {
-            acquired = l.acquired() => acquired?,
-            () = shutdown_signal() => {
-                l.release().await;
-                return Ok(());
-            }
-        }
-        tracing::info!(lease = %lease.name, "leading");
-        leadership = Some(l);
-    }
-    metrics.set_leader(true);
-    health.set(Phase::Syncing);
-
-    let reporter = Reporter {
-        controller: "tollgate-operator".to_owned(),
-        instance: Some(identity),
+    let lease = args.leader_elect.then(|| LeaseSettings {
+        name: args.lease_name.clone(),
+        namespace: settings.operator_namespace.clone(),
+        identity: identity.clone(),
+        duration: Duration::from_secs(args.lease_duration_seconds),
+    });
+    let options = RunOptions {
+        settings,
+        lease,
+        identity,
     };
-    let operator =
-        Operator::new(client, settings, metrics.clone(), reporter).map_err(|e| e.to_string())?;
-    let context = operator.context.clone();
-    let readiness = async {
-        while !context.configured() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        health.set(Phase::Ready);
-        std::future::pending::<()>().await;
-    };
-    let result = match leadership {
-        Some(mut l) => {
-            let mut lost = false;
-            tokio::select! {
-                () = operator.run(shutdown_signal()) => {}
-                () = l.lost() => lost = true,
-                () = readiness => {}
-            }
-            metrics.set_leader(false);
-            if lost {
-                Err("lost the lease; exiting so that only the new leader writes".to_owned())
-            } else {
-                l.release().await;
-                Ok(())
-            }
-        }
-        None => {
-            tokio::select! {
-                () = operator.run(shutdown_signal()) => {}
-                () = readiness => {}
-            }
-            Ok(())
-        }
-    };
-    tracing::info!("stopped");
-    result
+    tollgate_operator::run::run(client, options, health, metrics, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// SIGTERM (Kubernetes) or SIGINT (a terminal).

@@ -80,6 +80,7 @@ pub async fn run(ctx: Arc<Context>) {
             ctx.set_configured();
         }
         ctx.outcome.store(Some(Arc::new(outcome)));
+        ctx.forget_old_writes();
         ctx.trigger_status();
         ctx.poll_now.notify_one();
     }

@@ -179,6 +179,15 @@ impl Context {
         failures.remove(key);
     }
 
+    /// Drops remembered status writes the watch has surely delivered by now (and those of
+    /// deleted objects), so the map does not grow with churn.
+    pub fn forget_old_writes(&self) {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, w| w.at.elapsed() < WRITTEN_TTL);
+    }
+
     /// Marks the first config as written.
     pub fn set_configured(&self) {
         self.configured.store(true, Ordering::Release);

@@ -799,3 +799,146 @@ spec:
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_config_over_the_config_map_limit_is_not_written_and_says_why() {
+    let fake = FakeApi::new();
+    apply_yaml(&fake, OPENAI);
+    let h = Harness::start(&fake, SecretPolicy::Any);
+    let first = eventually("the first config", || h.config_map()).await;
+
+    // 18 providers with 16 headers of 4 KB each: about 1.2 MB of config.
+    let value = "v".repeat(4000);
+    for i in 0..18 {
+        let headers: Vec<Value> = (0..16)
+            .map(|j| json!({"name": format!("x-h{j}"), "value": value}))
+            .collect();
+        fake.seed_json(json!({
+            "apiVersion": "llm.tollgate.dev/v1alpha1",
+            "kind": "LLMProvider",
+            "metadata": {"name": format!("big-{i}"), "namespace": GATEWAY_NS},
+            "spec": {"type": "openai-compatible", "baseURL": "http://vllm:8000/v1", "headers": headers,
+                     "models": [{"name": "m", "pricing": {"input": "0", "output": "0"}}]},
+        }))
+        .unwrap();
+    }
+    let cond = h
+        .wait_condition::<LLMRoute>(
+            GATEWAY_NS,
+            "chat",
+            "Programmed",
+            ConditionStatus::False,
+            "ConfigTooLarge",
+        )
+        .await;
+    assert!(
+        cond.message.contains("over the ConfigMap limit"),
+        "{}",
+        cond.message
+    );
+    h.wait_condition::<LLMProvider>(
+        GATEWAY_NS,
+        "big-0",
+        "Ready",
+        ConditionStatus::False,
+        "ConfigTooLarge",
+    )
+    .await;
+    assert_eq!(
+        h.config_map().unwrap().data,
+        first.data,
+        "the last config that fit keeps serving"
+    );
+
+    for i in 0..18 {
+        fake.remove::<LLMProvider>(Some(GATEWAY_NS), &format!("big-{i}"))
+            .unwrap();
+    }
+    h.wait_condition::<LLMRoute>(
+        GATEWAY_NS,
+        "chat",
+        "Programmed",
+        ConditionStatus::False,
+        "NoGatewayPods",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_broken_credential_never_blocks_the_others() {
+    let fake = FakeApi::new();
+    apply_yaml(
+        &fake,
+        &OPENAI.replace(
+            "secretRefs: [{name: openai, key: api-key}]",
+            "secretRefs: [{name: openai, key: api-key}, {name: gone, key: api-key}]",
+        ),
+    );
+    let h = Harness::start(&fake, SecretPolicy::Any);
+    let cond = h
+        .wait_condition::<LLMProvider>(
+            GATEWAY_NS,
+            "openai",
+            "ResolvedRefs",
+            ConditionStatus::False,
+            "SecretNotFound",
+        )
+        .await;
+    assert!(cond.message.contains("secretRefs[1]"), "{}", cond.message);
+    let keys = eventually("the good key", || {
+        h.gateway_secret().filter(|d| !d.is_empty())
+    })
+    .await;
+    assert_eq!(
+        keys.keys().collect::<Vec<_>>(),
+        ["tollgate-system__openai__api-key"]
+    );
+    let config = h.config().unwrap();
+    assert_eq!(
+        config["providers"][0]["credentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    h.wait_condition::<LLMRoute>(
+        GATEWAY_NS,
+        "chat",
+        "ResolvedRefs",
+        ConditionStatus::True,
+        "ResolvedRefs",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn only_the_watched_namespaces_are_compiled() {
+    let fake = FakeApi::new();
+    apply_yaml(&fake, OPENAI);
+    apply_yaml(&fake, &OPENAI.replace("tollgate-system", "team-b"));
+    let mut s = settings(SecretPolicy::Any);
+    s.watch_namespaces = vec!["team-b".into()];
+    let h = Harness::start_with(&fake, s);
+    let config = eventually("a config", || h.config()).await;
+    let ids: Vec<&str> = config["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["team-b/chat"]);
+    h.wait_condition::<LLMRoute>(
+        "team-b",
+        "chat",
+        "Accepted",
+        ConditionStatus::True,
+        "Accepted",
+    )
+    .await;
+    h.settle(Duration::from_millis(200)).await;
+    assert!(
+        h.condition::<LLMRoute>(GATEWAY_NS, "chat", "Accepted")
+            .is_none(),
+        "objects outside the watched namespaces are not touched"
+    );
+}
