@@ -4,6 +4,11 @@
 run:
     cargo run -q -p tollgate-gateway -- serve -f config/samples/quickstart.yaml --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:9090 --log-format text
 
+# The operator against the cluster in your kubeconfig (after `kubectl apply --server-side -f crds/`
+# and `kubectl apply -k config/rbac/`); one replica, human-readable logs.
+operator:
+    cargo run -q -p tollgate-operator -- run --leader-elect=false --log-format text --metrics-addr 127.0.0.1:8081
+
 # Every test that needs no cluster (the e2e suite skips itself without one).
 test:
     cargo test --workspace
