@@ -148,6 +148,29 @@ impl Harness {
         .await
     }
 
+    /// Waits for a Warning Event with `reason` on the object named `name` in `ns`.
+    async fn wait_warning(&self, ns: &str, name: &str, reason: &str) -> Event {
+        eventually(&format!("a Warning Event {reason} on {ns}/{name}"), || {
+            self.events_for(ns, name).into_iter().find(|e| {
+                e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(reason)
+            })
+        })
+        .await
+    }
+
+    /// Sets a route's aliases, as `kubectl edit` would (a new generation).
+    async fn set_aliases(&self, ns: &str, route: &str, aliases: &[&str]) {
+        let routes: Api<LLMRoute> = Api::namespaced(self.fake.client(), ns);
+        routes
+            .patch(
+                route,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"aliases": aliases}})),
+            )
+            .await
+            .unwrap();
+    }
+
     fn events_for(&self, ns: &str, name: &str) -> Vec<Event> {
         self.fake
             .list::<Event>(Some(ns))
@@ -274,14 +297,19 @@ impl FakeGateway {
 
     /// A ready pod whose admin port is this server's.
     fn pod(&self, name: &str) -> Value {
-        json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": GATEWAY_NS, "labels": {"app.kubernetes.io/component": "gateway"}},
-            "spec": {"containers": [{"name": "gateway", "image": "tollgate", "ports": [{"name": "admin", "containerPort": self.addr.port()}]}]},
-            "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]},
-        })
+        gateway_pod(name, self.addr.port())
     }
+}
+
+/// A ready gateway pod on 127.0.0.1 whose container port `admin` is `admin_port`.
+fn gateway_pod(name: &str, admin_port: u16) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": GATEWAY_NS, "labels": {"app.kubernetes.io/component": "gateway"}},
+        "spec": {"containers": [{"name": "gateway", "image": "tollgate", "ports": [{"name": "admin", "containerPort": admin_port}]}]},
+        "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]},
+    })
 }
 
 #[tokio::test]
@@ -385,15 +413,7 @@ async fn changing_a_route_changes_the_config_map() {
     eventually("the first config", || h.config()).await;
     let first_hash = h.config_map().unwrap().annotations()[render::HASH_ANNOTATION].clone();
 
-    let routes: Api<LLMRoute> = Api::namespaced(fake.client(), GATEWAY_NS);
-    routes
-        .patch(
-            "chat",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"aliases": ["chat-latest"]}})),
-        )
-        .await
-        .unwrap();
+    h.set_aliases(GATEWAY_NS, "chat", &["chat-latest"]).await;
     let config = eventually("the alias in the config", || {
         h.config().filter(|c| c.to_string().contains("chat-latest"))
     })
@@ -474,12 +494,7 @@ async fn deleting_a_provider_flips_its_routes_to_provider_not_found() {
         "{}",
         ready.message
     );
-    eventually("a Warning Event on the route", || {
-        h.events_for(GATEWAY_NS, "chat").into_iter().find(|e| {
-            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("ProviderNotFound")
-        })
-    })
-    .await;
+    h.wait_warning(GATEWAY_NS, "chat", "ProviderNotFound").await;
     // The key the deleted provider used is gone from the gateway Secret.
     eventually("the key removed", || {
         h.gateway_secret()
@@ -631,15 +646,7 @@ async fn programmed_follows_what_gateway_pods_report_and_a_rejection_is_a_warnin
     .await;
 
     // A new generation the pod refuses to load.
-    let routes: Api<LLMRoute> = Api::namespaced(fake.client(), GATEWAY_NS);
-    routes
-        .patch(
-            "chat",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"aliases": ["chat-v2"]}})),
-        )
-        .await
-        .unwrap();
+    h.set_aliases(GATEWAY_NS, "chat", &["chat-v2"]).await;
     gateway.reject("route tollgate-system/chat: unknown provider");
     let rejected = h
         .wait_condition::<LLMRoute>(
@@ -656,12 +663,8 @@ async fn programmed_follows_what_gateway_pods_report_and_a_rejection_is_a_warnin
         "{}",
         rejected.message
     );
-    eventually("a Rejected Warning Event", || {
-        h.events_for(GATEWAY_NS, "chat").into_iter().find(|e| {
-            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("Rejected")
-        })
-    })
-    .await;
+    let event = h.wait_warning(GATEWAY_NS, "chat", "Rejected").await;
+    assert!(event.note.unwrap_or_default().contains("unknown provider"));
     // The provider's generation is still served, so it stays Programmed.
     assert_eq!(
         h.condition::<LLMProvider>(GATEWAY_NS, "openai", "Programmed")

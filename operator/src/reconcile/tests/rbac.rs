@@ -145,12 +145,7 @@ async fn the_committed_rbac_allows_every_request_the_operator_makes() {
         .await;
     fake.remove::<LLMProvider>(Some(GATEWAY_NS), "openai")
         .unwrap();
-    eventually("a Warning Event", || {
-        h.events_for(GATEWAY_NS, "chat")
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("ProviderNotFound"))
-    })
-    .await;
+    h.wait_warning(GATEWAY_NS, "chat", "ProviderNotFound").await;
     h.settle(Duration::from_millis(200)).await;
     lease.release().await;
 

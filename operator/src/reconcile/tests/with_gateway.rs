@@ -90,14 +90,8 @@ async fn programmed_follows_what_a_real_gateway_loads() {
     })
     .await
     .unwrap();
-    let pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "gateway-0", "namespace": GATEWAY_NS, "labels": {"app.kubernetes.io/component": "gateway"}},
-        "spec": {"containers": [{"name": "gateway", "image": "tollgate", "ports": [{"name": "admin", "containerPort": gateway.admin_addr.port()}]}]},
-        "status": {"podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]},
-    });
-    fake.seed_json(pod).unwrap();
+    fake.seed_json(gateway_pod("gateway-0", gateway.admin_addr.port()))
+        .unwrap();
 
     let ready = h
         .wait_condition::<LLMRoute>(GATEWAY_NS, "demo", "Ready", ConditionStatus::True, "Ready")
@@ -109,15 +103,7 @@ async fn programmed_follows_what_a_real_gateway_loads() {
     assert_eq!(programmed.message, "Served by all 1 ready gateway pod(s)");
 
     // A new generation: Programmed only once the gateway has reloaded it.
-    let routes: Api<LLMRoute> = Api::namespaced(fake.client(), GATEWAY_NS);
-    routes
-        .patch(
-            "demo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"aliases": ["demo-v2"]}})),
-        )
-        .await
-        .unwrap();
+    h.set_aliases(GATEWAY_NS, "demo", &["demo-v2"]).await;
     eventually("generation 2 programmed", || {
         h.condition::<LLMRoute>(GATEWAY_NS, "demo", "Programmed")
             .filter(|c| c.status == ConditionStatus::True && c.observed_generation == Some(2))
