@@ -222,7 +222,7 @@ impl Context {
 }
 
 /// The object reference of any of our kinds.
-pub(crate) fn object_ref<K: ResourceExt>(kind: Kind, object: &K) -> ObjectRef {
+pub fn object_ref<K: ResourceExt>(kind: Kind, object: &K) -> ObjectRef {
     ObjectRef {
         kind,
         namespace: object

@@ -5,10 +5,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
-use kube::ResourceExt;
 use tollgate_crds::{
     LLMBudget, LLMProvider, LLMRoute,
-    compile::{Inputs, Kind, ObjectRef, compile},
+    compile::{Compiled, Inputs, Kind, ObjectRef, compile, object_ref},
+    config::GatewayConfig,
     manifests::gateway_secret_data,
 };
 
@@ -22,9 +22,7 @@ use crate::render::{self, RenderError};
 
 /// Runs until dropped.
 pub async fn run(ctx: Arc<Context>) {
-    tracing::debug!("config task waiting for caches");
     ctx.providers.ready().await;
-    tracing::debug!("providers synced");
     ctx.routes.ready().await;
     ctx.budgets.ready().await;
     tracing::debug!("caches synced; config task starting");
@@ -42,7 +40,7 @@ pub async fn run(ctx: Arc<Context>) {
                 () = ctx.inputs_changed.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
-            // Let a burst of changes (an `kubectl apply` of many objects) settle.
+            // Let a burst of changes (a `kubectl apply` of many objects) settle.
             tokio::time::sleep(timings.debounce).await;
         }
         wait_for_change = true;
@@ -99,68 +97,59 @@ async fn round(
     let providers: Vec<LLMProvider> = providers.iter().map(|p| (**p).clone()).collect();
     let routes: Vec<LLMRoute> = ctx.routes.all().iter().map(|r| (**r).clone()).collect();
     let budgets: Vec<LLMBudget> = ctx.budgets.all().iter().map(|b| (**b).clone()).collect();
+    let generations: HashMap<ObjectRef, Option<i64>> = providers
+        .iter()
+        .map(|p| (object_ref(Kind::LLMProvider, p), p.metadata.generation))
+        .chain(
+            routes
+                .iter()
+                .map(|r| (object_ref(Kind::LLMRoute, r), r.metadata.generation)),
+        )
+        .chain(
+            budgets
+                .iter()
+                .map(|b| (object_ref(Kind::LLMBudget, b), b.metadata.generation)),
+        )
+        .collect();
 
-    let mut generations = HashMap::new();
-    let mut record = |kind, ns: Option<String>, name: String, generation| {
-        let object = ObjectRef {
-            kind,
-            namespace: ns.unwrap_or_else(|| tollgate_crds::compile::DEFAULT_NAMESPACE.to_owned()),
-            name,
-        };
-        generations.insert(object, generation);
-    };
-    for p in &providers {
-        record(
-            Kind::LLMProvider,
-            p.namespace(),
-            p.name_any(),
-            p.metadata.generation,
-        );
-    }
-    for r in &routes {
-        record(
-            Kind::LLMRoute,
-            r.namespace(),
-            r.name_any(),
-            r.metadata.generation,
-        );
-    }
-    for b in &budgets {
-        record(
-            Kind::LLMBudget,
-            b.namespace(),
-            b.name_any(),
-            b.metadata.generation,
-        );
-    }
-
-    let compiled = compile(&Inputs {
-        providers: &providers,
-        routes: &routes,
-        budgets: &budgets,
-        secrets: &index,
-        catalogue: ctx.catalogue,
-    });
-    let compiled = match compiled {
-        Ok(c) => c,
+    // Compile and serialization are CPU work (tens of milliseconds at cluster scale): off
+    // the async workers.
+    let catalogue = ctx.catalogue;
+    let built = tokio::task::spawn_blocking(move || {
+        let compiled = compile(&Inputs {
+            providers: &providers,
+            routes: &routes,
+            budgets: &budgets,
+            secrets: &index,
+            catalogue,
+        })
+        .map_err(|e| e.to_string())?;
+        let text = render::config_text(&compiled);
+        Ok::<_, String>((compiled, text))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|built| built);
+    let (compiled, text) = match built {
+        Ok(built) => built,
         Err(e) => {
-            // Our own validators failed to build: nothing can be compiled, ever.
+            // Our own validators failed to build (a defect): nothing can be compiled.
             tracing::error!(error = %e, "cannot compile");
             return Outcome {
-                compiled: tollgate_crds::compile::Compiled {
-                    config: tollgate_crds::config::GatewayConfig::empty(),
+                compiled: Compiled {
+                    config: GatewayConfig::empty(),
                     problems: Vec::new(),
                 },
                 generations,
                 hash: None,
-                failure: Some(WriteFailure::Apply(e.to_string())),
+                failure: Some(WriteFailure::Apply(format!("cannot compile: {e}"))),
             };
         }
     };
     ctx.metrics
         .set_problems(compiled.problems.iter().map(|p| p.reason.as_str()));
 
-    let text = match render::config_text(&compiled) {
+    let text = match text {
         Ok(text) => text,
         Err(e) => {
             let failure = match &e {

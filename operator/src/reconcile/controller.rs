@@ -17,7 +17,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
 use tollgate_crds::{
     LLMBudget, LLMProvider, LLMRoute,
-    compile::{DEFAULT_NAMESPACE, Kind, ObjectRef},
+    compile::{Kind, object_ref},
     conditions::Condition,
 };
 
@@ -122,15 +122,8 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
         // No config compiled yet; the config task triggers us when there is.
         return Ok(Action::await_change());
     };
-    let namespace = object
-        .namespace()
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-    let name = object.name_any();
-    let object_ref = ObjectRef {
-        kind: K::KIND,
-        namespace: namespace.clone(),
-        name: name.clone(),
-    };
+    let object_ref = object_ref(K::KIND, object);
+    let (namespace, name) = (object_ref.namespace.clone(), object_ref.name.clone());
     let generation = object.meta().generation;
     if !outcome.covers(&object_ref, generation) {
         // The config task has not compiled this generation yet; it triggers us when done.
