@@ -189,6 +189,10 @@ fn render_command(args: &RenderArgs) -> ExitCode {
         }
     };
     let secret_data = manifests.gateway_secret_data(&compiled.config);
+    if let Err(e) = render::check_secret_size(&secret_data) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let names = GatewayObjects {
         namespace: args.gateway_namespace.clone(),
         config_map: args.config_map_name.clone(),

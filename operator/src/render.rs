@@ -13,7 +13,8 @@ use tollgate_crds::{
     config::{CONFIG_FILE, ConfigError, hash_text},
 };
 
-/// A ConfigMap's `data` may hold at most 1 MiB in total; we keep headroom for metadata.
+/// A ConfigMap's (or Secret's) `data` may hold at most 1 MiB in total; we keep headroom for
+/// metadata.
 pub const CONFIG_MAP_DATA_LIMIT: usize = 1024 * 1024 - 16 * 1024;
 
 /// The annotation carrying the SHA-256 of the config, which gateway pods report back.
@@ -56,6 +57,16 @@ pub enum RenderError {
         /// The limit.
         limit: usize,
     },
+    /// The provider keys are larger than a Secret may hold.
+    #[error(
+        "the gateway Secret would hold {size} bytes of keys, over the Secret limit of {limit} bytes; remove unused credentials"
+    )]
+    SecretTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Writing `--out-dir` failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -87,6 +98,18 @@ pub fn config_text(compiled: &Compiled) -> Result<ConfigText, RenderError> {
     }
     let hash = hash_text(&text);
     Ok(ConfigText { text, hash })
+}
+
+/// Refuses Secret data that would not fit in a Secret (the same 1 MiB limit as a ConfigMap).
+pub fn check_secret_size(data: &BTreeMap<String, Vec<u8>>) -> Result<(), RenderError> {
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > CONFIG_MAP_DATA_LIMIT {
+        return Err(RenderError::SecretTooLarge {
+            size,
+            limit: CONFIG_MAP_DATA_LIMIT,
+        });
+    }
+    Ok(())
 }
 
 fn labels() -> BTreeMap<String, String> {
@@ -162,4 +185,23 @@ pub fn write_out_dir(
     let config_files = BTreeMap::from([(CONFIG_FILE.to_owned(), config.text.clone().into_bytes())]);
     write(&out_dir.join("config"), &config_files, 0o644)?;
     write(&out_dir.join("secrets"), secret_data, 0o600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_data_over_the_limit_is_refused_with_its_size() {
+        let mut data = BTreeMap::from([("ns__s__k".to_owned(), vec![b'x'; 1000])]);
+        assert!(check_secret_size(&data).is_ok());
+        data.insert("ns__s__big".to_owned(), vec![b'x'; CONFIG_MAP_DATA_LIMIT]);
+        let e = check_secret_size(&data).err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "the gateway Secret would hold 1033210 bytes of keys, over the Secret limit of 1032192 bytes; remove unused credentials"
+            )
+        );
+    }
 }

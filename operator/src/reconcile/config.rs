@@ -174,6 +174,17 @@ async fn round(
     let secret_data = gateway_secret_data(&compiled.config, |ns, name, key| {
         ctx.secrets.value(ns, name, key)
     });
+    if let Err(e) = render::check_secret_size(&secret_data) {
+        tracing::error!(error = %e, "config not written");
+        return Outcome {
+            compiled,
+            generations,
+            hash: None,
+            failure: Some(WriteFailure::TooLarge(format!(
+                "{e}; the gateway keeps serving the last config written"
+            ))),
+        };
+    }
     let names = &ctx.settings.gateway;
     match apply::write(&ctx.client, names, &text, &secret_data, &ctx.metrics).await {
         Ok(writes) => {
