@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Client,
@@ -86,8 +86,9 @@ pub struct Context {
     pub secrets: Arc<SecretWatches>,
     /// The latest compile-and-write round.
     pub outcome: ArcSwapOption<Outcome>,
-    /// What the gateway pods serve.
-    pub view: ArcSwap<GatewayView>,
+    /// What the gateway pods serve; `None` until they were first asked, so that no status
+    /// claims "no gateway pods" before anyone looked.
+    pub view: ArcSwapOption<GatewayView>,
     /// Inputs changed: the config task recompiles.
     pub inputs_changed: Arc<Notify>,
     /// Pods changed or a config was written: the poller asks the pods now.
@@ -149,7 +150,7 @@ impl Context {
             pods,
             secrets,
             outcome: ArcSwapOption::empty(),
-            view: ArcSwap::from_pointee(GatewayView::default()),
+            view: ArcSwapOption::empty(),
             inputs_changed,
             poll_now,
             status_trigger: watch::channel(0).0,

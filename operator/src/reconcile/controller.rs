@@ -129,7 +129,10 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
         // The config task has not compiled this generation yet; it triggers us when done.
         return Ok(Action::await_change());
     }
-    let view = ctx.view.load();
+    let Some(view) = ctx.view.load_full() else {
+        // The gateway pods have not been asked yet; the poller triggers us when they have.
+        return Ok(Action::await_change());
+    };
     let desired = status::desired(&object_ref, generation, &outcome, &view, Timestamp::now());
 
     let uid = key(object);

@@ -161,6 +161,38 @@ impl GatewayView {
     }
 }
 
+/// Consecutive failed asks a pod may have before its last answer stops counting.
+pub const TOLERATED_MISSES: u32 = 3;
+
+/// Keeps a pod's last answer through a few failed asks (a slow answer or a network blip),
+/// so that one missed poll does not flip every object to `Pending` and back, with a status
+/// write and an Event each. `misses` counts consecutive failures per pod; pods that left the
+/// view are forgotten.
+pub fn smooth(
+    previous: Option<&GatewayView>,
+    mut next: GatewayView,
+    misses: &mut std::collections::HashMap<String, u32>,
+) -> GatewayView {
+    misses.retain(|pod, _| next.pods.iter().any(|p| &p.pod == pod));
+    for report in &mut next.pods {
+        if !matches!(report.state, PodState::Unreachable(_)) {
+            misses.remove(&report.pod);
+            continue;
+        }
+        let n = misses.entry(report.pod.clone()).or_insert(0);
+        *n += 1;
+        let last = previous
+            .and_then(|v| v.pods.iter().find(|p| p.pod == report.pod))
+            .filter(|p| matches!(p.state, PodState::Reported { .. }));
+        if let Some(last) = last
+            && *n <= TOLERATED_MISSES
+        {
+            report.state = last.state.clone();
+        }
+    }
+    next
+}
+
 /// Where to ask a pod, if it is ready: its IP and admin port (the container port named
 /// `admin`, else `default_port`).
 pub fn admin_address(pod: &Pod, default_port: u16) -> Option<SocketAddr> {
@@ -342,6 +374,36 @@ mod tests {
                 example: "gw-a has not loaded it yet".into()
             },
             "kind is part of the identity"
+        );
+    }
+
+    #[test]
+    fn a_few_missed_answers_keep_the_last_one() {
+        let route = ("LLMRoute", "default/chat", 1);
+        let good = GatewayView {
+            pods: vec![reported("gw-a", &[route], None)],
+        };
+        let miss = || GatewayView {
+            pods: vec![PodReport {
+                pod: "gw-a".into(),
+                state: PodState::Unreachable("timeout".into()),
+            }],
+        };
+        let mut misses = std::collections::HashMap::new();
+        let mut view = smooth(None, good.clone(), &mut misses);
+        for _ in 0..TOLERATED_MISSES {
+            view = smooth(Some(&view), miss(), &mut misses);
+            assert_eq!(view, good, "a blip keeps the last answer");
+        }
+        view = smooth(Some(&view), miss(), &mut misses);
+        assert_eq!(view, miss(), "a pod that stays silent is unreachable");
+        view = smooth(Some(&view), good.clone(), &mut misses);
+        assert_eq!(view, good);
+        assert!(misses.is_empty(), "an answer resets the count");
+        assert_eq!(
+            smooth(None, miss(), &mut misses),
+            miss(),
+            "nothing to keep for a pod never heard from"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Asks the gateway pods what they serve: often while some pod lacks the newest config,
 //! rarely once all have it, and at once when pods change or a config is written.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use super::{context::Context, gateways};
 
@@ -9,17 +9,19 @@ use super::{context::Context, gateways};
 pub async fn run(ctx: Arc<Context>) {
     super::context::wait_ready(&ctx.pods).await;
     let timings = ctx.settings.timings.clone();
+    let mut misses = HashMap::new();
     loop {
         let pods = ctx.pods.state();
         let view = gateways::poll(&pods, ctx.settings.admin_port, timings.poll_timeout).await;
+        let view = gateways::smooth(ctx.view.load().as_deref(), view, &mut misses);
         let hash = ctx.outcome.load().as_ref().and_then(|o| o.hash.clone());
         ctx.metrics.set_pods(&view.counts(hash.as_deref()));
         let settled = hash.as_deref().is_some_and(|h| view.all_serve(h));
-        if **ctx.view.load() != view {
+        if ctx.view.load().as_deref() != Some(&view) {
             for pod in &view.pods {
                 tracing::debug!(pod = %pod.pod, state = ?pod.state, "gateway pod report");
             }
-            ctx.view.store(Arc::new(view));
+            ctx.view.store(Some(Arc::new(view)));
             ctx.trigger_status();
         }
         let wait = if settled {
