@@ -199,7 +199,8 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
                     EventType::Normal
                 },
                 reason: reason.to_owned(),
-                note: Some(clip_note(note)),
+                // Event notes are limited to 1 kB.
+                note: Some(status::clip(note, 1024)),
                 action: "Reconcile".to_owned(),
                 secondary: None,
             };
@@ -210,16 +211,4 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
         }
     }
     Ok(Action::await_change())
-}
-
-/// Event notes are limited to 1 kB.
-fn clip_note(note: &str) -> String {
-    if note.len() <= 1024 {
-        return note.to_owned();
-    }
-    let mut cut = 1020;
-    while !note.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &note[..cut])
 }

@@ -31,7 +31,14 @@ pub fn desired(
 ) -> Vec<Condition> {
     let problems: Vec<&Problem> = outcome.compiled.problems_of(object).collect();
     let make = |t, status, reason: &str, message: String| {
-        Condition::new(t, status, reason, clip(message), generation, now)
+        Condition::new(
+            t,
+            status,
+            reason,
+            clip(&message, MAX_MESSAGE),
+            generation,
+            now,
+        )
     };
     let from_problems = |t: ConditionType, ok_message: &str| {
         let mine: Vec<&&Problem> = problems
@@ -169,16 +176,16 @@ fn ready(others: &[&Condition], generation: Option<i64>, now: Timestamp) -> Cond
     }
 }
 
-fn clip(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push('…');
+/// `text` cut to at most `max` bytes (on a character boundary), marked with `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
-    message
+    let mut cut = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
 }
 
 /// A condition whose status or reason changed.
