@@ -11,6 +11,7 @@ use k8s_openapi::{
 use tollgate_crds::{
     compile::Compiled,
     config::{CONFIG_FILE, ConfigError, hash_text},
+    mount::{CONFIG_FILE_GZ, MAX_CONFIG_TEXT, gzip_config},
 };
 
 /// A ConfigMap's (or Secret's) `data` may hold at most 1 MiB in total; we keep headroom for
@@ -47,16 +48,21 @@ pub enum RenderError {
     /// The config could not be serialized.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The config is larger than a ConfigMap may hold.
+    /// The config is larger than a ConfigMap may hold, even compressed.
     #[error(
-        "the compiled config is {size} bytes, over the ConfigMap limit of {limit} bytes; split routes across gateways or remove unused providers"
+        "the compiled config is {size} bytes ({packed} gzip-compressed), over the ConfigMap limit of {limit} bytes; split routes across gateways or remove unused providers"
     )]
     TooLarge {
-        /// Its size.
+        /// Its size as text.
         size: usize,
+        /// Its compressed size (0 when the text is over [`MAX_CONFIG_TEXT`] and was not compressed).
+        packed: usize,
         /// The limit.
         limit: usize,
     },
+    /// The config could not be compressed.
+    #[error("cannot compress the config: {0}")]
+    Compress(#[source] std::io::Error),
     /// The provider keys are larger than a Secret may hold.
     #[error(
         "the gateway Secret would hold {size} bytes of keys, over the Secret limit of {limit} bytes; remove unused credentials"
@@ -85,19 +91,51 @@ pub struct ConfigText {
     pub text: String,
     /// Its SHA-256, hex.
     pub hash: String,
+    /// The gzip of `text`, written instead of it when the text would not fit in a
+    /// ConfigMap (about 1,000 routes plain, about 20,000 compressed).
+    pub packed: Option<Vec<u8>>,
 }
 
-/// Serializes the config, refusing one that would not fit in a ConfigMap.
+impl ConfigText {
+    /// The file written to the ConfigMap and its bytes: `gateway.json`, or
+    /// `gateway.json.gz` when the text is compressed.
+    pub fn file(&self) -> (&'static str, &[u8]) {
+        match &self.packed {
+            Some(packed) => (CONFIG_FILE_GZ, packed),
+            None => (CONFIG_FILE, self.text.as_bytes()),
+        }
+    }
+}
+
+/// Serializes the config, compressing it when the plain text would not fit in a ConfigMap,
+/// and refusing one that does not fit even so.
 pub fn config_text(compiled: &Compiled) -> Result<ConfigText, RenderError> {
     let text = compiled.config.to_json()?;
-    if text.len() > CONFIG_MAP_DATA_LIMIT {
-        return Err(RenderError::TooLarge {
-            size: text.len(),
-            limit: CONFIG_MAP_DATA_LIMIT,
+    let hash = hash_text(&text);
+    if text.len() <= CONFIG_MAP_DATA_LIMIT {
+        return Ok(ConfigText {
+            text,
+            hash,
+            packed: None,
         });
     }
-    let hash = hash_text(&text);
-    Ok(ConfigText { text, hash })
+    let too_large = |packed| RenderError::TooLarge {
+        size: text.len(),
+        packed,
+        limit: CONFIG_MAP_DATA_LIMIT,
+    };
+    if text.len() > MAX_CONFIG_TEXT {
+        return Err(too_large(0));
+    }
+    let packed = gzip_config(&text).map_err(RenderError::Compress)?;
+    if packed.len() > CONFIG_MAP_DATA_LIMIT {
+        return Err(too_large(packed.len()));
+    }
+    Ok(ConfigText {
+        text,
+        hash,
+        packed: Some(packed),
+    })
 }
 
 /// Refuses Secret data that would not fit in a Secret (the same 1 MiB limit as a ConfigMap).
@@ -126,7 +164,8 @@ fn labels() -> BTreeMap<String, String> {
     ])
 }
 
-/// The ConfigMap holding the config.
+/// The ConfigMap holding the config: `data.gateway.json`, or `binaryData.gateway.json.gz`
+/// when compressed (the gateway reads either).
 pub fn config_map(config: &ConfigText, names: &GatewayObjects) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
@@ -139,10 +178,13 @@ pub fn config_map(config: &ConfigText, names: &GatewayObjects) -> ConfigMap {
             )])),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([(
-            CONFIG_FILE.to_owned(),
-            config.text.clone(),
-        )])),
+        data: config
+            .packed
+            .is_none()
+            .then(|| BTreeMap::from([(CONFIG_FILE.to_owned(), config.text.clone())])),
+        binary_data: config.packed.as_ref().map(|packed| {
+            BTreeMap::from([(CONFIG_FILE_GZ.to_owned(), ByteString(packed.clone()))])
+        }),
         ..ConfigMap::default()
     }
 }
@@ -182,7 +224,8 @@ pub fn write_out_dir(
             source,
         })
     };
-    let config_files = BTreeMap::from([(CONFIG_FILE.to_owned(), config.text.clone().into_bytes())]);
+    let (file, bytes) = config.file();
+    let config_files = BTreeMap::from([(file.to_owned(), bytes.to_vec())]);
     write(&out_dir.join("config"), &config_files, 0o644)?;
     write(&out_dir.join("secrets"), secret_data, 0o600)
 }
@@ -190,6 +233,47 @@ pub fn write_out_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_crds::config::{GatewayConfig, hash_text};
+
+    fn compiled_with_sources(n: usize) -> Compiled {
+        let mut config = GatewayConfig::empty();
+        config.sources = (0..n)
+            .map(|i| tollgate_crds::config::Source {
+                kind: "LLMRoute".into(),
+                id: format!("team-{}/route-with-a-long-name-{i}", i % 50),
+                generation: 1,
+            })
+            .collect();
+        Compiled {
+            config,
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_config_over_the_plain_limit_is_written_compressed_and_reads_back() {
+        let small = config_text(&compiled_with_sources(10)).unwrap();
+        assert!(small.packed.is_none(), "small configs stay readable");
+        let cm = config_map(&small, &GatewayObjects::default());
+        assert!(cm.data.unwrap().contains_key(CONFIG_FILE) && cm.binary_data.is_none());
+
+        let big = config_text(&compiled_with_sources(40_000)).unwrap();
+        assert!(big.text.len() > CONFIG_MAP_DATA_LIMIT, "{}", big.text.len());
+        let cm = config_map(&big, &GatewayObjects::default());
+        assert!(cm.data.is_none());
+        let packed = &cm.binary_data.unwrap()[CONFIG_FILE_GZ];
+        assert!(packed.0.len() <= CONFIG_MAP_DATA_LIMIT);
+
+        let dir = tempfile::tempdir().unwrap();
+        write_out_dir(dir.path(), &big, &BTreeMap::new()).unwrap();
+        let read = tollgate_crds::mount::read_config_text(&dir.path().join("config")).unwrap();
+        assert_eq!(read, big.text);
+        assert_eq!(
+            hash_text(&read),
+            big.hash,
+            "the hash is of the text, either way"
+        );
+    }
 
     #[test]
     fn secret_data_over_the_limit_is_refused_with_its_size() {

@@ -1,5 +1,5 @@
 //! Where the config comes from: a directory laid out like the mounted ConfigMap and Secret
-//! (`DIR/config/gateway.json`, `DIR/secrets/<key>`), or manifests compiled in-process.
+//! (`DIR/config/gateway.json` or `gateway.json.gz`, `DIR/secrets/<key>`), or manifests compiled in-process.
 
 use std::{
     collections::BTreeMap,
@@ -11,7 +11,7 @@ use tollgate_crds::{
     catalog::PriceCatalogue,
     config::{CONFIG_FILE, GatewayConfig},
     manifests::Manifests,
-    mount::read_dir_files,
+    mount::{CONFIG_FILE_GZ, read_config_text, read_dir_files},
 };
 
 /// A config source.
@@ -65,8 +65,10 @@ impl ConfigSource {
         };
         match self {
             ConfigSource::Dir(dir) => {
-                let config = dir.join("config").join(CONFIG_FILE);
-                add(&config, std::fs::read(&config));
+                for name in [CONFIG_FILE, CONFIG_FILE_GZ] {
+                    let config = dir.join("config").join(name);
+                    add(&config, std::fs::read(&config));
+                }
                 let secrets_dir = dir.join("secrets");
                 match read_dir_files(&secrets_dir) {
                     Ok(files) => {
@@ -97,10 +99,10 @@ impl ConfigSource {
 }
 
 fn load_dir(dir: &Path) -> Result<Loaded, String> {
-    let path = dir.join("config").join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let config = GatewayConfig::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config_dir = dir.join("config");
+    let text = read_config_text(&config_dir).map_err(|e| format!("cannot read config: {e}"))?;
+    let config =
+        GatewayConfig::from_json(&text).map_err(|e| format!("{}: {e}", config_dir.display()))?;
     let secrets_dir = dir.join("secrets");
     let secrets = if secrets_dir.exists() {
         read_dir_files(&secrets_dir)

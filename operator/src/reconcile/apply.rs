@@ -98,8 +98,14 @@ fn same_meta(
 }
 
 fn same_config_map(live: &ConfigMap, desired: &ConfigMap) -> bool {
-    live.data == desired.data
-        && live.binary_data.as_ref().is_none_or(BTreeMap::is_empty)
+    fn same<V: PartialEq>(
+        a: &Option<BTreeMap<String, V>>,
+        b: &Option<BTreeMap<String, V>>,
+    ) -> bool {
+        a.as_ref().filter(|m| !m.is_empty()) == b.as_ref().filter(|m| !m.is_empty())
+    }
+    same(&live.data, &desired.data)
+        && same(&live.binary_data, &desired.binary_data)
         && same_meta(&live.metadata, &desired.metadata)
 }
 

@@ -810,11 +810,20 @@ async fn a_config_over_the_config_map_limit_is_not_written_and_says_why() {
     let h = Harness::start(&fake, SecretPolicy::Any);
     let first = eventually("the first config", || h.config_map()).await;
 
-    // 18 providers with 16 headers of 4 KB each: about 1.2 MB of config.
-    let value = "v".repeat(4000);
-    for i in 0..18 {
+    // 40 providers with 16 headers of 4 KB of noise each: about 2.6 MB of config that
+    // gzip cannot bring under 1 MiB.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = || {
+        (0..250)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                format!("{:016x}", seed >> 1)
+            })
+            .collect::<String>()
+    };
+    for i in 0..40 {
         let headers: Vec<Value> = (0..16)
-            .map(|j| json!({"name": format!("x-h{j}"), "value": value}))
+            .map(|j| json!({"name": format!("x-h{j}"), "value": noise()}))
             .collect();
         fake.seed_json(json!({
             "apiVersion": "llm.tollgate.dev/v1alpha1",
@@ -853,7 +862,7 @@ async fn a_config_over_the_config_map_limit_is_not_written_and_says_why() {
         "the last config that fit keeps serving"
     );
 
-    for i in 0..18 {
+    for i in 0..40 {
         fake.remove::<LLMProvider>(Some(GATEWAY_NS), &format!("big-{i}"))
             .unwrap();
     }
