@@ -27,6 +27,11 @@ bench:
     cargo bench -p tollgate-gateway
     cargo bench -p tollgate-crds
 
+# Measurements at cluster scale (operator + real gateway against the in-memory API): times,
+# config bytes, API writes of cold start, blast radius and a silent pod, reload under load.
+scale routes="1000":
+    TOLLGATE_SCALE_ROUTES={{routes}} cargo test -p tollgate-operator --lib measure_at_scale -- --ignored --nocapture
+
 # Tests against a real cluster (kind); set TOLLGATE_E2E_REQUIRE_CLUSTER=1 to fail instead of skip.
 e2e:
     cargo test -p tollgate-e2e -- --nocapture

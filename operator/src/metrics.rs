@@ -93,7 +93,7 @@ impl Metrics {
         );
         registry.register(
             "config_bytes",
-            "Size of the compiled gateway config",
+            "Bytes of the gateway config as written to the ConfigMap (gzip-compressed when the text is over 1 MiB)",
             config_bytes.clone(),
         );
         registry.register(

@@ -153,8 +153,9 @@ async fn round(
         Ok(text) => text,
         Err(e) => {
             let failure = match &e {
-                RenderError::TooLarge { size, .. } => {
-                    ctx.metrics.config_size(*size);
+                RenderError::TooLarge { size, packed, .. } => {
+                    ctx.metrics
+                        .config_size(if *packed > 0 { *packed } else { *size });
                     WriteFailure::TooLarge(format!(
                         "{e}; the gateway keeps serving the last config written"
                     ))
@@ -170,7 +171,8 @@ async fn round(
             };
         }
     };
-    ctx.metrics.config_size(text.text.len());
+    // What the ConfigMap holds: the gzip when the text alone would not fit.
+    ctx.metrics.config_size(text.file().1.len());
     let secret_data = gateway_secret_data(&compiled.config, |ns, name, key| {
         ctx.secrets.value(ns, name, key)
     });
@@ -192,6 +194,7 @@ async fn round(
                 tracing::info!(
                     hash = %text.hash,
                     bytes = text.text.len(),
+                    compressed = text.packed.as_ref().map(Vec::len),
                     keys = secret_data.len(),
                     problems = compiled.problems.len(),
                     writes,

@@ -37,6 +37,7 @@ use crate::{
 };
 
 mod rbac;
+mod scale;
 mod with_gateway;
 
 const GATEWAY_NS: &str = "tollgate-system";

@@ -31,7 +31,7 @@ spec:
 
 /// Copies the gateway ConfigMap and Secret from the fake API into `dir` as kubelet does
 /// (atomic `..data` swaps), whenever they change.
-fn mirror(fake: FakeApi, dir: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
+pub(super) fn mirror(fake: FakeApi, dir: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = None;
         loop {
@@ -43,6 +43,12 @@ fn mirror(fake: FakeApi, dir: std::path::PathBuf) -> tokio::task::JoinHandle<()>
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(k, v)| (k, v.into_bytes()))
+                    .chain(
+                        cm.binary_data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0)),
+                    )
                     .collect();
                 let keys: BTreeMap<String, Vec<u8>> = secret
                     .data
