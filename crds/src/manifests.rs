@@ -32,6 +32,21 @@ pub struct Manifests {
     pub secrets: Vec<Secret>,
     /// Documents of other kinds, skipped (`Kind namespace/name`).
     pub skipped: Vec<String>,
+    /// Documents skipped that look like a mistake: a Tollgate kind name in another API group.
+    pub warnings: Vec<String>,
+}
+
+/// YAML parser limits for manifests: a `kubectl kustomize` of a large repository is tens of
+/// thousands of documents, over serde-saphyr's defaults (1,024 documents, 250,000 nodes),
+/// which guard against hostile input rather than a user's own files.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 1_000_000,
+            max_nodes: 50_000_000,
+            max_events: 200_000_000,
+        },
+    }
 }
 
 /// A file or document that could not be read.
@@ -75,13 +90,19 @@ pub enum LoadError {
 }
 
 impl Manifests {
-    /// Reads every path: files, or directories (their `.yaml`, `.yml` and `.json` files,
-    /// in name order, not recursing). Returns what loaded and every error.
+    /// Reads every path: files, `-` for standard input, or directories (their `.yaml`,
+    /// `.yml` and `.json` files, in name order, not recursing). Returns what loaded and
+    /// every error.
     pub fn load(paths: &[PathBuf]) -> (Manifests, Vec<LoadError>) {
         let mut manifests = Manifests::default();
         let mut errors = Vec::new();
         for file in expand(paths, &mut errors) {
-            match std::fs::read_to_string(&file) {
+            let text = if file == Path::new("-") {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(&file)
+            };
+            match text {
                 Ok(text) => manifests.add_text(&file, &text, &mut errors),
                 Err(source) => errors.push(LoadError::Read { path: file, source }),
             }
@@ -98,7 +119,8 @@ impl Manifests {
 
     /// Adds the documents of one YAML text (as if read from `path`).
     pub fn add_text(&mut self, path: &Path, text: &str, errors: &mut Vec<LoadError>) {
-        let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {
+        let docs: Vec<Value> = match serde_saphyr::from_multiple_with_options(text, yaml_options())
+        {
             Ok(docs) => docs,
             Err(e) => {
                 errors.push(LoadError::Yaml {
@@ -134,6 +156,29 @@ impl Manifests {
         if api_version.is_empty() || kind.is_empty() {
             return Err("apiVersion and kind are required".into());
         }
+        if api_version == "v1" && kind == "List" {
+            // `kubectl get -o yaml` and some generators wrap objects in a List.
+            let items = match doc.get("items") {
+                Some(Value::Array(items)) => items.clone(),
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => return Err("items: expected a list of objects".into()),
+            };
+            let errors: Vec<String> = items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let what = describe(&item);
+                    self.add_document(item)
+                        .err()
+                        .map(|e| format!("items[{i}] ({what}): {e}"))
+                })
+                .collect();
+            return if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("; "))
+            };
+        }
         if doc
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -155,6 +200,13 @@ impl Manifests {
                 let mut secret: Secret = serde_json::from_value(doc).map_err(|e| e.to_string())?;
                 default_namespace(&mut secret);
                 self.secrets.push(secret);
+            }
+            (v, "LLMProvider" | "LLMRoute" | "LLMBudget") => {
+                self.warnings.push(format!(
+                    "{} has apiVersion {v}, not {ours}: skipped, so it is not part of the config",
+                    describe(&doc)
+                ));
+                self.skipped.push(describe(&doc));
             }
             _ => self.skipped.push(describe(&doc)),
         }

@@ -115,3 +115,38 @@ fn the_same_object_twice_is_an_error() {
         errors[0]
     );
 }
+
+#[test]
+fn a_list_is_read_item_by_item_and_errors_name_the_item() {
+    let (m, errors) = load(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: llm.tollgate.dev/v1alpha1\n  kind: LLMProvider\n  metadata: {name: mock}\n  spec: {type: mock, models: [{name: m}]}\n- apiVersion: llm.tollgate.dev/v1alpha1\n  kind: LLMRoute\n  metadata: {name: r}\n  spec: {model: x, backends: [{providerRef: {name: mock}, model: m, wieght: 1}]}\n",
+    );
+    assert_eq!(m.providers.len(), 1);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0].to_string();
+    assert!(
+        message.contains("items[1] (LLMRoute default/r)"),
+        "{message}"
+    );
+    assert!(message.contains("spec.backends[0].wieght"), "{message}");
+}
+
+#[test]
+fn thousands_of_documents_load() {
+    let text: String = (0..5000)
+        .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}, namespace: x}}\ndata: {{a: b}}\n"))
+        .collect();
+    let (m, errors) = load(&text);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(m.skipped.len(), 5000);
+}
+
+#[test]
+fn a_tollgate_kind_in_another_group_is_a_warning() {
+    let (m, errors) = load(
+        "apiVersion: llm.example.com/v1alpha1\nkind: LLMRoute\nmetadata: {name: r, namespace: a}\nspec: {}\n",
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(m.warnings.len(), 1);
+    assert!(m.warnings[0].contains("LLMRoute a/r has apiVersion llm.example.com/v1alpha1"));
+}

@@ -12,7 +12,7 @@ use tollgate_operator::{
     metrics::Metrics,
     render::{self, GatewayObjects},
     run::RunOptions,
-    settings::{RunArgs, Settings},
+    settings::{RunArgs, SecretPolicy, Settings},
 };
 
 #[derive(Parser)]
@@ -59,6 +59,11 @@ struct RenderArgs {
     /// show provider keys; --out-dir always writes real values (mode 0600).
     #[arg(long)]
     show_secret_values: bool,
+    /// Mirror the operator's `--secret-namespaces`: credentials of providers in other
+    /// namespaces are left out and reported `RefNotPermitted`, as in the cluster. List the
+    /// operator's namespace too. Default `*`: any namespace.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    secret_namespaces: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -161,6 +166,9 @@ fn render_command(args: &RenderArgs) -> ExitCode {
     for e in &load_errors {
         eprintln!("error: {e}");
     }
+    for warning in &manifests.warnings {
+        eprintln!("warning: {warning}");
+    }
     for skipped in &manifests.skipped {
         eprintln!("note: ignored {skipped} (not a Tollgate object or Secret)");
     }
@@ -171,7 +179,27 @@ fn render_command(args: &RenderArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let compiled = match manifests.compile(catalogue) {
+    let policy = match SecretPolicy::from_names(&args.secret_namespaces) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut secrets = manifests.secret_index();
+    for p in &manifests.providers {
+        let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+        if !policy.permits(ns) {
+            secrets.forbid_namespace(ns);
+        }
+    }
+    let compiled = match tollgate_crds::compile::compile(&tollgate_crds::compile::Inputs {
+        providers: &manifests.providers,
+        routes: &manifests.routes,
+        budgets: &manifests.budgets,
+        secrets: &secrets,
+        catalogue,
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -235,13 +263,14 @@ fn render_command(args: &RenderArgs) -> ExitCode {
             }
         }
     }
-    if load_errors.is_empty() && compiled.problems.is_empty() {
+    if load_errors.is_empty() && compiled.problems.is_empty() && manifests.warnings.is_empty() {
         ExitCode::SUCCESS
     } else {
         eprintln!(
-            "render: {} load error(s), {} problem(s)",
+            "render: {} load error(s), {} problem(s), {} warning(s)",
             load_errors.len(),
-            compiled.problems.len()
+            compiled.problems.len(),
+            manifests.warnings.len()
         );
         ExitCode::FAILURE
     }

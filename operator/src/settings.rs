@@ -102,6 +102,17 @@ pub enum SecretPolicy {
 }
 
 impl SecretPolicy {
+    /// `render --secret-namespaces`: `*` allows every namespace, otherwise only those named
+    /// (name the operator's own namespace too, as the operator always allows it).
+    pub fn from_names(values: &[String]) -> Result<Self, SettingsError> {
+        let allowed = names(values, "secret-namespaces")?;
+        Ok(if allowed.iter().any(|n| n == "*") {
+            SecretPolicy::Any
+        } else {
+            SecretPolicy::Only(allowed.into_iter().collect())
+        })
+    }
+
     /// Whether credentials may be copied from `namespace`.
     pub fn permits(&self, namespace: &str) -> bool {
         match self {

@@ -116,3 +116,58 @@ fn unreadable_input_is_an_error() {
     assert_eq!(code, 1);
     assert!(stderr.contains("/nonexistent/tollgate.yaml"), "{stderr}");
 }
+
+#[test]
+fn stdin_is_read_with_dash_and_a_wrong_group_is_a_warning_that_fails() {
+    use std::io::Write;
+    let text = std::fs::read_to_string(samples().join("quickstart.yaml")).unwrap();
+    let run = |input: String| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate-operator"))
+            .args(["render", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, stderr) = run(text.clone());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("kind: ConfigMap"), "{stdout}");
+
+    let wrong = format!(
+        "{text}\n---\napiVersion: llm.example.com/v1alpha1\nkind: LLMRoute\nmetadata: {{name: typo, namespace: default}}\nspec: {{}}\n"
+    );
+    let (code, _, stderr) = run(wrong);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("warning: LLMRoute default/typo has apiVersion llm.example.com/v1alpha1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn secret_namespaces_mirrors_the_operator_policy() {
+    let dir = samples();
+    let (code, _, stderr) = render(&["-f", dir.to_str().unwrap(), "--secret-namespaces", "*"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = render(&[
+        "-f",
+        dir.to_str().unwrap(),
+        "--secret-namespaces",
+        "somewhere-else",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("RefNotPermitted"), "{stderr}");
+}
