@@ -327,7 +327,10 @@ fn typed<T>(doc: Value) -> Result<T, String>
 where
     T: DeserializeOwned + Serialize + ResourceExt,
 {
-    let mut object: T = serde_json::from_value(doc.clone()).map_err(|e| e.to_string())?;
+    let mut object: T = serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        clip(&format!("{path}: {}", e.into_inner()))
+    })?;
     let back = serde_json::to_value(&object).map_err(|e| e.to_string())?;
     let mut unknown = Vec::new();
     unknown_fields(&doc, &back, String::new(), &mut unknown);
@@ -336,6 +339,20 @@ where
     }
     default_namespace(&mut object);
     Ok(object)
+}
+
+/// Error messages quote the offending value; a 5 MB value must not become a 5 MB message.
+const MAX_MESSAGE: usize = 300;
+
+fn clip(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &message[..end], message.len())
 }
 
 fn default_namespace<T: ResourceExt>(object: &mut T) {

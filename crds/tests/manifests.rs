@@ -150,3 +150,23 @@ fn a_tollgate_kind_in_another_group_is_a_warning() {
     assert_eq!(m.warnings.len(), 1);
     assert!(m.warnings[0].contains("LLMRoute a/r has apiVersion llm.example.com/v1alpha1"));
 }
+
+#[test]
+fn type_errors_name_the_field_and_long_values_are_clipped() {
+    let (_, errors) = load(
+        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {name: r}\nspec:\n  model: m\n  backends: [{providerRef: {name: p}, model: x, weight: heavy}]\n",
+    );
+    let message = errors[0].to_string();
+    assert!(
+        message.contains("spec.backends[0].weight: invalid type"),
+        "{message}"
+    );
+
+    let long = "x".repeat(5_000_000);
+    let (_, errors) = load(&format!(
+        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: r}}\nspec:\n  model: m\n  backends: [{{providerRef: {{name: p}}, model: x, weight: {long}}}]\n",
+    ));
+    let message = errors[0].to_string();
+    assert!(message.len() < 1000, "{} bytes", message.len());
+    assert!(message.contains("bytes in all)"), "{message}");
+}
