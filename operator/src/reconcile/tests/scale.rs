@@ -66,6 +66,23 @@ fn count_writes(fake: &FakeApi, except_namespace: &str) -> (usize, usize, usize)
     (status, events, writes.len())
 }
 
+/// Waits until the newest generation of `team-N/rN` is `Programmed` again, then for quiet:
+/// at 10,000 routes a debug-build compile takes longer than any quiet period.
+async fn programmed_again(h: &Harness, route: usize) {
+    let (ns, name) = (format!("team-{}", route % TEAMS), format!("r{route}"));
+    wait_for("programmed again", Duration::from_secs(300), || {
+        let generation = h
+            .fake
+            .get::<LLMRoute>(Some(&ns), &name)?
+            .metadata
+            .generation;
+        h.condition::<LLMRoute>(&ns, &name, "Programmed")
+            .filter(|c| c.status == ConditionStatus::True && c.observed_generation == generation)
+    })
+    .await;
+    settle(&h.fake, Duration::from_secs(3)).await;
+}
+
 fn seed_cluster(fake: &FakeApi, routes: usize) -> usize {
     let providers = (routes / 20).max(TEAMS);
     for i in 0..providers {
@@ -217,7 +234,7 @@ async fn measure_at_scale() {
         if reloaded { "served" } else { "NOT served" },
         reload_started.elapsed().as_secs_f64()
     );
-    settle(&fake, Duration::from_secs(2)).await;
+    programmed_again(&h, 0).await;
 
     // Blast radius: one team adds providers whose config cannot fit even compressed.
     fake.reset_writes();
@@ -272,13 +289,17 @@ async fn measure_at_scale() {
         fake.remove::<LLMProvider>(Some("team-noisy"), &format!("big-{i}"))
             .unwrap();
     }
-    settle(&fake, Duration::from_secs(2)).await;
+    programmed_again(&h, 1).await;
 
     // A gateway pod goes silent.
     fake.reset_writes();
     gateway.shutdown().await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    settle(&fake, Duration::from_secs(2)).await;
+    wait_for("the silence noticed", Duration::from_secs(300), || {
+        h.condition::<LLMRoute>(&last_ns, &last, "Programmed")
+            .filter(|c| c.status == ConditionStatus::False)
+    })
+    .await;
+    settle(&fake, Duration::from_secs(3)).await;
     let (status, events, all) = count_writes(&fake, "-");
     let namespaces: BTreeSet<String> = fake
         .writes()
