@@ -12,6 +12,40 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("llmroutes.yaml", LLMRoute::crd()),
         ("llmbudgets.yaml", LLMBudget::crd()),
     ]
+    .into_iter()
+    .map(|(file, crd)| (file, kubernetes_formats_only(crd)))
+    .collect()
+}
+
+/// Integer formats schemars derives from Rust types that Kubernetes does not know; the API
+/// server (1.34+) warns about each on every apply. The `minimum` schemars adds stays.
+const NON_KUBERNETES_FORMATS: &[&str] = &[
+    "uint", "uint8", "uint16", "uint32", "uint64", "int8", "int16",
+];
+
+/// Drops [`NON_KUBERNETES_FORMATS`] from every schema of the CRD.
+fn kubernetes_formats_only(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let unknown = map
+                    .get("format")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|f| NON_KUBERNETES_FORMATS.contains(&f));
+                if unknown {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    strip(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
 }
 
 /// A CRD as the YAML document we commit.

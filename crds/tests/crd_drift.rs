@@ -105,3 +105,29 @@ fn crds_have_the_promised_names_columns_and_status() {
         assert!(conditions["maxItems"].as_u64().is_some());
     }
 }
+
+#[test]
+fn only_formats_kubernetes_knows() {
+    // The API server (1.34+) warns on every apply about formats it does not know.
+    let known = [
+        "int32",
+        "int64",
+        "float",
+        "double",
+        "byte",
+        "date",
+        "date-time",
+        "duration",
+    ];
+    for (file, crd) in crds() {
+        let yaml = to_yaml(&crd).unwrap();
+        for line in yaml
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("format: "))
+        {
+            let format = line.trim_start_matches("format: ");
+            assert!(known.contains(&format), "{file}: {line}");
+        }
+    }
+}
