@@ -53,12 +53,14 @@ fn crds_have_the_promised_names_columns_and_status() {
                 ("Type", ".spec.type"),
                 ("Models", ".spec.models[*].name"),
                 ("Ready", ".status.conditions[?(@.type=='Ready')].status"),
+                ("Reason", ".status.conditions[?(@.type=='Ready')].reason"),
                 ("Age", ".metadata.creationTimestamp"),
             ],
             "LLMRoute" => &[
                 ("Model", ".spec.model"),
                 ("Backends", ".spec.backends[*].providerRef.name"),
                 ("Ready", ".status.conditions[?(@.type=='Ready')].status"),
+                ("Reason", ".status.conditions[?(@.type=='Ready')].reason"),
                 ("Age", ".metadata.creationTimestamp"),
             ],
             "LLMBudget" => &[
