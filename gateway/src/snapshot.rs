@@ -139,6 +139,10 @@ impl Snapshot {
                 |b: &BackendConfig| resolve_backend(b, &providers, &clients, &mut health, previous);
             routes.push(RouteRuntime::compile(r, &mut resolve)?);
         }
+        if routes.iter().any(|r| r.rules_count_tokens || r.token_quota) {
+            // Exact counts need the tokenizer's tables: load them here, off the hot path.
+            crate::routing::tokens::load_tokenizer();
+        }
         Ok(Self {
             config,
             hash,

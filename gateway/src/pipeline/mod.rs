@@ -284,14 +284,7 @@ fn size<O: Operation>(route: &RouteRuntime, req: &O::Request) -> PromptSize {
     if bytes == 0 {
         return PromptSize::default();
     }
-    let needed = route.rules_count_tokens
-        || route
-            .list
-            .backends
-            .iter()
-            .chain(&route.fallbacks)
-            .chain(route.rules.iter().flat_map(|r| &r.list.backends))
-            .any(|b| b.provider.limits_tokens() || b.window_may_overflow(bytes));
+    let needed = route.needs_prompt_tokens(bytes);
     PromptSize {
         tokens: if needed { O::prompt_tokens(req) } else { 0 },
     }
