@@ -4,6 +4,7 @@
 
 mod admin;
 mod body;
+mod conn;
 mod handle;
 mod models;
 
@@ -14,6 +15,8 @@ use axum::{
     routing::{get, post},
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+pub use conn::{BodyTimeout, ConnectionLimits};
 
 use crate::{
     config::{ConfigSource, ConfigState},
@@ -42,6 +45,8 @@ pub struct Options {
     pub recheck: Duration,
     /// Ejection thresholds and cooldowns.
     pub health: HealthSettings,
+    /// Header, body and idle timeouts and the connection cap (per listener).
+    pub limits: ConnectionLimits,
 }
 
 /// The API routes.
@@ -85,11 +90,14 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.watcher.abort();
-        if tokio::time::timeout(self.drain_timeout, self.servers)
+        let mut servers = self.servers;
+        if tokio::time::timeout(self.drain_timeout, &mut servers)
             .await
             .is_err()
         {
             tracing::warn!(timeout = ?self.drain_timeout, "drain timeout reached; closing remaining connections");
+            // Dropping the servers' task sets drops every connection task with them.
+            servers.abort();
         }
     }
 }
@@ -113,20 +121,20 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
     let watcher =
         crate::config::watch::spawn(options.source.clone(), config, metrics, options.recheck);
     let (stop, stopped) = watch::channel(false);
-    let wait = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let api_server = axum::serve(api, api_router(Arc::clone(&state)))
-        .with_graceful_shutdown(wait(stopped.clone()));
-    let admin_server =
-        axum::serve(admin, admin_router(Arc::clone(&state))).with_graceful_shutdown(wait(stopped));
+    let api_server = conn::serve(
+        api,
+        api_router(Arc::clone(&state)),
+        options.limits.clone(),
+        stopped.clone(),
+    );
+    let admin_server = conn::serve(
+        admin,
+        admin_router(Arc::clone(&state)),
+        options.limits.clone(),
+        stopped,
+    );
     let servers = tokio::spawn(async move {
-        let (a, b) = tokio::join!(api_server.into_future(), admin_server.into_future());
-        for result in [a, b] {
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        }
+        tokio::join!(api_server, admin_server);
     });
     tracing::info!(%api_addr, %admin_addr, "tollgate-gateway listening");
     Ok(Running {
