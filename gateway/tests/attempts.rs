@@ -65,6 +65,7 @@ fn huge_prompts_do_not_stall_other_requests() {
             max_body: 32 * 1024 * 1024,
             recheck: Duration::from_secs(60),
             health: test_health(),
+            limits: Default::default(),
         })
         .await
         .unwrap()
