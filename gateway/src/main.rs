@@ -9,6 +9,11 @@ use tollgate_gateway::{
     server::{self, ConnectionLimits, Options},
 };
 
+/// mimalloc: the request path allocates many small, short-lived objects, which glibc's
+/// allocator served at about a sixth of the gateway's CPU (profiled under load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tollgate-gateway",

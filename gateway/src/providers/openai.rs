@@ -15,13 +15,14 @@ use serde_json::Value;
 use tollgate_crds::config::{ProviderConfig, ProviderType};
 
 use super::{
-    Failure, FailureKind, ProviderAdapter, RequestError, Secret, StreamTranslator, Target,
-    UpstreamRequest, classify_status, quote, retry_after,
+    ChatAnswer, Failure, FailureKind, ProviderAdapter, RequestError, Secret, StreamTranslator,
+    Target, UpstreamRequest, classify_status, quote, retry_after,
 };
 use crate::{
     stream::sse::SseDecoder,
     wire::openai::{
         ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, StreamOptions,
+        Usage,
     },
 };
 
@@ -136,6 +137,33 @@ impl ProviderAdapter for OpenAI {
     fn chat_response(&self, _target: &Target<'_>, body: &[u8]) -> Result<ChatResponse, Failure> {
         serde_json::from_slice(body).map_err(|e| {
             Failure::protocol(format!("unreadable chat completion ({e}): {}", quote(body)))
+        })
+    }
+
+    /// Passes the body through: only `model`, `choices` (that it is there) and `usage` are
+    /// read, for metering; nothing is re-encoded.
+    fn chat_answer(&self, _target: &Target<'_>, body: Bytes) -> Result<ChatAnswer, Failure> {
+        #[derive(Deserialize)]
+        struct Metered {
+            model: String,
+            #[allow(
+                dead_code,
+                reason = "required: a body without choices is no chat completion"
+            )]
+            choices: Vec<serde::de::IgnoredAny>,
+            #[serde(default)]
+            usage: Option<Usage>,
+        }
+        let metered: Metered = serde_json::from_slice(&body).map_err(|e| {
+            Failure::protocol(format!(
+                "unreadable chat completion ({e}): {}",
+                quote(&body)
+            ))
+        })?;
+        Ok(ChatAnswer {
+            body,
+            model: metered.model,
+            usage: metered.usage,
         })
     }
 
