@@ -91,13 +91,6 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Whether a prompt of at most `prompt_bytes` bytes might not fit the context window (a
-    /// token is at least one byte, so fewer bytes than the window always fit).
-    pub fn window_may_overflow(&self, prompt_bytes: u64) -> bool {
-        self.context_window
-            .is_some_and(|w| u64::from(w) < prompt_bytes)
-    }
-
     /// Whether `tokens` exceed the context window.
     pub fn too_long(&self, tokens: u64) -> bool {
         self.context_window.is_some_and(|w| tokens > u64::from(w))

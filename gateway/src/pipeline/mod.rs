@@ -263,6 +263,7 @@ async fn run<O: Operation>(
             quota: pick.quota.map(|q| (Arc::clone(q), prompt.tokens)),
             fallback: pick.fallback,
             route: Arc::clone(&route.id),
+            span: tracing::Span::current(),
         };
         return Ok(match answer {
             Answer::Json(json) => {

@@ -54,6 +54,9 @@ pub struct Settle {
     pub fallback: bool,
     /// The route id, for attempt metrics.
     pub route: Arc<str>,
+    /// The request's span (request id, operation), for what a stream logs after the
+    /// handler returned.
+    pub span: tracing::Span,
 }
 
 impl Settle {
@@ -89,6 +92,7 @@ impl Settle {
 
     /// A stream failed after its first chunk: it counts against the backend's health.
     pub fn stream_failed(&self, failure: &Failure) {
+        let _in_request = self.span.enter();
         if let Some(ejection) =
             self.health
                 .record_failure(Instant::now(), failure.kind, &self.settings)
