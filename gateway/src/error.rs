@@ -45,8 +45,9 @@ pub enum GatewayError {
     /// No valid configuration is loaded yet.
     #[error("the gateway has no valid configuration loaded yet")]
     NotReady,
-    /// Every attempt failed; this is the last failure.
-    #[error("{0}")]
+    /// Every attempt failed; this is the last failure. Displays (and so logs) the safe
+    /// message the client sees, never the provider's raw text.
+    #[error("{}", .0.safe_message())]
     Upstream(Failure),
 }
 
@@ -247,6 +248,16 @@ mod tests {
                 .message
                 .contains("rejected the gateway's credential")
         );
+    }
+
+    #[test]
+    fn the_logged_text_of_an_upstream_failure_is_the_redacted_one() {
+        let f = Failure::new(
+            FailureKind::Authentication,
+            "Incorrect API key provided: sk-live-TOPSECRET",
+        );
+        let logged = GatewayError::Upstream(f).to_string();
+        assert!(!logged.contains("TOPSECRET"), "{logged}");
     }
 
     #[test]
