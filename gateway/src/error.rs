@@ -11,6 +11,22 @@ use crate::{
     wire::openai::{ErrorBody, ErrorDetail},
 };
 
+/// Most bytes of client-supplied text (a model name, a serde message quoting a value) an
+/// error message or log line quotes.
+pub const MAX_QUOTE: usize = 256;
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
