@@ -84,7 +84,8 @@ async fn serve(
         let outcome = attempt.await;
         walk.report(&pick, outcome.as_ref().map(|_| ()));
         match outcome {
-            Ok(answer) => {
+            Ok(mut answer) => {
+                answer.encode_as(req.encoding_format.as_deref());
                 let elapsed = started.elapsed();
                 labels.gen_ai_response_model = answer.model.clone();
                 let tokens = TokenCounts {
