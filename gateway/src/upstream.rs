@@ -68,7 +68,7 @@ impl UpstreamResponse {
                     FailureKind::Timeout,
                     "the upstream stopped sending",
                 )),
-                Ok(Err(e)) => Err(transport(&e)),
+                Ok(Err(e)) => Err(transport(e)),
                 Ok(Ok(chunk)) => Ok(chunk),
             },
         }
@@ -166,7 +166,7 @@ pub async fn send(
             FailureKind::Timeout,
             "no response from the upstream in time",
         )),
-        Ok(Err(e)) => Err(transport(&e)),
+        Ok(Err(e)) => Err(transport(e)),
         Ok(Ok(r)) => Ok(UpstreamResponse {
             status: r.status(),
             headers: r.headers().clone(),
@@ -180,9 +180,10 @@ pub async fn send(
     }
 }
 
-/// Classifies a transport error; the message names no URL (URLs may carry deployment names
-/// but never credentials; still, keep logs short).
-fn transport(e: &reqwest::Error) -> Failure {
+/// Classifies a transport error. The message names no URL: clients must not learn the
+/// gateway's internal upstream addresses (reqwest's errors quote the URL).
+fn transport(e: reqwest::Error) -> Failure {
+    let e = e.without_url();
     let kind = if e.is_timeout() {
         FailureKind::Timeout
     } else if e.is_connect() {
@@ -191,7 +192,7 @@ fn transport(e: &reqwest::Error) -> Failure {
         FailureKind::Protocol
     };
     let mut message = e.to_string();
-    if let Some(source) = std::error::Error::source(e) {
+    if let Some(source) = std::error::Error::source(&e) {
         message = format!("{message}: {source}");
     }
     Failure::new(kind, message)
