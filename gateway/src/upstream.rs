@@ -1,5 +1,6 @@
 //! Sending translated requests: pooled keep-alive connections, HTTP/2 where the provider
-//! offers it (ALPN), rustls, timeouts, and the in-process `mock://` provider.
+//! offers it (ALPN), rustls, timeouts. A response can also be made in process (the `mock`
+//! provider's), so the rest of the request path reads both alike.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -7,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
-use crate::providers::{Failure, FailureKind, UpstreamRequest, mock};
+use crate::providers::{Failure, FailureKind, UpstreamRequest};
 
 /// Largest non-streamed upstream body the gateway reads.
 pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -59,6 +60,21 @@ const CREDENTIAL_HEADERS: [&str; 5] = [
 const REDACTED: &str = "<redacted>";
 
 impl UpstreamResponse {
+    /// A JSON response made in process, its body already cut into `pieces`.
+    pub fn local(status: StatusCode, pieces: Vec<Bytes>) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Self {
+            status,
+            headers,
+            body: Body::Local(pieces.into()),
+            credentials: Vec::new(),
+        }
+    }
+
     /// The next piece of the body; `None` at the end. `deadline` bounds the wait.
     pub async fn chunk(&mut self, deadline: Instant) -> Result<Option<Bytes>, Failure> {
         match &mut self.body {
@@ -136,20 +152,6 @@ pub async fn send(
     request_id: &str,
     deadline: Instant,
 ) -> Result<UpstreamResponse, Failure> {
-    if req.url.starts_with(mock::MOCK_SCHEME) {
-        let (status, pieces) = mock::respond(&req.url, &req.body);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Ok(UpstreamResponse {
-            status,
-            headers,
-            body: Body::Local(pieces.into()),
-            credentials: Vec::new(),
-        });
-    }
     let credentials: Vec<HeaderValue> = CREDENTIAL_HEADERS
         .iter()
         .filter_map(|name| req.headers.get(*name).cloned())

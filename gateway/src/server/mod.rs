@@ -4,13 +4,9 @@
 
 mod admin;
 mod body;
-mod call;
-mod chat;
 mod conn;
-mod embeddings;
+mod handle;
 mod models;
-mod sse;
-mod walk;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -25,23 +21,12 @@ pub use conn::{BodyTimeout, ConnectionLimits};
 use crate::{
     config::{ConfigSource, ConfigState},
     metrics::Metrics,
-    resilience::health::{HealthRegistry, HealthSettings},
+    pipeline::{chat::Chat, embeddings::Embeddings},
+    resilience::health::HealthSettings,
 };
 
-/// What the servers share.
-#[derive(Debug)]
-pub struct AppState {
-    /// The config.
-    pub config: Arc<ConfigState>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Largest accepted request body.
-    pub max_body: usize,
-    /// Passive health of every backend and key; survives config reloads.
-    pub health: Arc<HealthRegistry>,
-    /// Ejection thresholds and cooldowns.
-    pub health_settings: HealthSettings,
-}
+/// What the servers share: what the request pipeline reads.
+pub type AppState = crate::pipeline::Shared;
 
 /// How to run the gateway.
 #[derive(Clone, Debug)]
@@ -67,8 +52,8 @@ pub struct Options {
 /// The API routes.
 pub fn api_router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat::handle))
-        .route("/v1/embeddings", post(embeddings::handle))
+        .route("/v1/chat/completions", post(handle::handle::<Chat>))
+        .route("/v1/embeddings", post(handle::handle::<Embeddings>))
         .route("/v1/models", get(models::handle))
         .fallback(models::not_found)
         .method_not_allowed_fallback(models::method_not_allowed)
@@ -98,7 +83,6 @@ pub struct Running {
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
     watcher: JoinHandle<()>,
-    pruner: JoinHandle<()>,
     drain_timeout: Duration,
 }
 
@@ -107,7 +91,6 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.watcher.abort();
-        self.pruner.abort();
         let mut servers = self.servers;
         if tokio::time::timeout(self.drain_timeout, &mut servers)
             .await
@@ -129,10 +112,8 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         max_body: options.max_body,
-        health: Arc::new(HealthRegistry::new()),
         health_settings: options.health.clone(),
     });
-    tokio::task::spawn_blocking(crate::routing::tokens::warm_up);
     let api = TcpListener::bind(options.listen).await?;
     let admin = TcpListener::bind(options.admin_listen).await?;
     let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
@@ -140,7 +121,6 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
     crate::config::watch::reload(&options.source, &config, &metrics).await;
     let watcher =
         crate::config::watch::spawn(options.source.clone(), config, metrics, options.recheck);
-    let pruner = tokio::spawn(prune_health(Arc::clone(&state)));
     let (stop, stopped) = watch::channel(false);
     let api_server = conn::serve(
         api,
@@ -165,20 +145,6 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
         stop,
         servers,
         watcher,
-        pruner,
         drain_timeout: options.drain_timeout,
     })
-}
-
-/// Forgets the health of backends the current config no longer uses, once a minute, so
-/// `/debug/backends` shows only live ones and the registry cannot grow without bound.
-async fn prune_health(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        if let Some(snapshot) = state.config.snapshot() {
-            let live = snapshot.backend_ids();
-            state.health.retain(|id| live.contains(id));
-        }
-    }
 }
