@@ -103,7 +103,7 @@ impl Manifests {
             Err(e) => {
                 errors.push(LoadError::Yaml {
                     path: path.to_owned(),
-                    message: e.to_string(),
+                    message: yaml_error_message(text, &e),
                 });
                 return;
             }
@@ -152,7 +152,13 @@ impl Manifests {
                 ));
             }
             ("v1", "Secret") => {
-                let mut secret: Secret = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+                // serde's messages quote the offending value: name the field only.
+                let mut secret: Secret = serde_path_to_error::deserialize(doc).map_err(|e| {
+                    format!(
+                        "field `{}` is not valid (the value is not quoted: it is secret)",
+                        e.path()
+                    )
+                })?;
                 default_namespace(&mut secret);
                 self.secrets.push(secret);
             }
@@ -269,6 +275,25 @@ pub fn secret_values(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
         values.insert(k.clone(), v.clone().into_bytes());
     }
     values
+}
+
+/// A YAML parse error for messages. The parser quotes the lines around the error; in a file
+/// holding a Secret those lines may be key material, so only the position is given.
+fn yaml_error_message(text: &str, e: &serde_saphyr::Error) -> String {
+    static HOLDS_SECRET: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r#"(?m)kind["']?\s*:\s*["']?Secret\b"#).ok());
+    let holds_secret = HOLDS_SECRET.as_ref().is_none_or(|re| re.is_match(text));
+    if !holds_secret {
+        return e.to_string();
+    }
+    match e.location() {
+        Some(at) => format!(
+            "syntax error at line {} column {} (the text is not quoted: the file holds a Secret)",
+            at.line(),
+            at.column()
+        ),
+        None => "syntax error (the text is not quoted: the file holds a Secret)".to_owned(),
+    }
 }
 
 fn typed<T>(doc: Value) -> Result<T, String>

@@ -56,6 +56,7 @@ pub fn api_router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(handle::handle::<Embeddings>))
         .route("/v1/models", get(models::handle))
         .fallback(models::not_found)
+        .method_not_allowed_fallback(models::method_not_allowed)
         .with_state(state)
 }
 

@@ -572,6 +572,30 @@ pub struct EmbeddingsResponse {
     pub usage: EmbeddingsUsage,
 }
 
+impl EmbeddingsResponse {
+    /// Answers in the `encoding_format` the client asked for. Providers without a base64
+    /// option (Gemini, the mock) return floats; OpenAI's SDKs ask for base64 by default, so
+    /// vectors become base64 of little-endian float32 values, as OpenAI sends them.
+    /// Vectors already encoded are left alone.
+    pub fn encode_as(&mut self, encoding_format: Option<&str>) {
+        if encoding_format != Some("base64") {
+            return;
+        }
+        for e in &mut self.data {
+            if let Value::Array(values) = &e.embedding {
+                let bytes: Vec<u8> = values
+                    .iter()
+                    .flat_map(|v| (v.as_f64().unwrap_or_default() as f32).to_le_bytes())
+                    .collect();
+                e.embedding = Value::String(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes,
+                ));
+            }
+        }
+    }
+}
+
 /// One embedding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Embedding {
