@@ -8,6 +8,7 @@ pub mod providers;
 pub mod resilience;
 pub mod routing;
 pub mod server;
+pub mod state;
 pub mod stream;
 pub mod upstream;
 pub mod wire;
