@@ -11,6 +11,7 @@ pub mod crdgen;
 pub mod manifests;
 #[cfg(unix)]
 pub mod mount;
+pub mod period;
 pub mod provider;
 pub mod route;
 

@@ -1,6 +1,7 @@
 //! Tollgate's gateway: an OpenAI-compatible API in front of LLM providers.
 
 pub mod config;
+pub mod cost;
 pub mod error;
 pub mod metrics;
 pub mod mock_upstream;

@@ -165,8 +165,16 @@ pub struct Pricing {
     pub output: Decimal,
     /// Input tokens read from a prompt cache.
     pub cached_input: Decimal,
-    /// Input tokens written to a prompt cache.
+    /// Input tokens written to a prompt cache (Anthropic: the 5-minute tier).
     pub cache_write: Decimal,
+    /// Input tokens written to Anthropic's 1-hour prompt cache. Always set by compile;
+    /// absent in configs from older operators, where it means twice `input`.
+    #[serde(
+        default,
+        rename = "cacheWrite1h",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache_write_1h: Option<Decimal>,
     /// Reasoning tokens.
     pub reasoning: Decimal,
 }
