@@ -3,6 +3,7 @@
 pub mod config;
 pub mod cost;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod providers;
