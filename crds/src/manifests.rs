@@ -90,6 +90,12 @@ impl Manifests {
         (manifests, errors)
     }
 
+    /// The files [`Manifests::load`] reads for `paths`, in the order it reads them
+    /// (unreadable directories left out).
+    pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
+        expand(paths, &mut Vec::new())
+    }
+
     /// Adds the documents of one YAML text (as if read from `path`).
     pub fn add_text(&mut self, path: &Path, text: &str, errors: &mut Vec<LoadError>) {
         let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {
@@ -186,16 +192,44 @@ impl Manifests {
         }
     }
 
-    /// Compiles these objects, with these Secrets, as the operator would.
+    /// Compiles these objects, with these Secrets, as the operator would (client keys
+    /// included; their problems are in [`Manifests::client_keys`]).
     pub fn compile(&self, catalogue: &PriceCatalogue) -> Result<Compiled, CompileError> {
         let secrets = self.secret_index();
-        compile(&Inputs {
+        let mut compiled = compile(&Inputs {
             providers: &self.providers,
             routes: &self.routes,
             budgets: &self.budgets,
             secrets: &secrets,
             catalogue,
-        })
+        })?;
+        let (keys, namespaces, _) = self.client_keys();
+        compiled.config.client_keys = keys;
+        compiled.config.keyed_namespaces = namespaces;
+        Ok(compiled)
+    }
+
+    /// The client keys among these Secrets (labelled `tollgate.dev/client-key: "true"`),
+    /// the namespaces that require keys, and the problems of refused key Secrets.
+    pub fn client_keys(
+        &self,
+    ) -> (
+        Vec<crate::config::ClientKeyConfig>,
+        Vec<String>,
+        Vec<crate::keys::KeyProblem>,
+    ) {
+        let labelled: Vec<crate::keys::ClientKeySecret> = self
+            .secrets
+            .iter()
+            .filter(|s| {
+                s.labels()
+                    .get(crate::keys::CLIENT_KEY_LABEL)
+                    .map(String::as_str)
+                    == Some("true")
+            })
+            .map(crate::keys::ClientKeySecret::from_secret)
+            .collect();
+        crate::keys::compile_client_keys(&labelled)
     }
 
     /// Which Secret keys exist, for the compile function.
