@@ -1,6 +1,7 @@
 //! Tollgate's gateway: an OpenAI-compatible API in front of LLM providers.
 
 pub mod backend;
+pub mod budget;
 pub mod config;
 pub mod cost;
 pub mod error;

@@ -120,6 +120,10 @@ pub struct TokenCounts {
     pub cached_input: u64,
     /// Reasoning.
     pub reasoning: u64,
+    /// Input written to a prompt cache (5-minute tier), not in `input`.
+    pub cache_write: u64,
+    /// Input written to Anthropic's 1-hour prompt cache, not in `input`.
+    pub cache_write_1h: u64,
 }
 
 /// All metrics.

@@ -25,11 +25,17 @@ use crate::{
 pub fn token_counts(u: &Usage) -> TokenCounts {
     let cached = u.cached();
     let reasoning = u.reasoning();
+    let writes = u.cache_write_tokens.saturating_add(u.cache_write_1h_tokens);
     TokenCounts {
-        input: u.prompt_tokens.saturating_sub(cached),
+        input: u
+            .prompt_tokens
+            .saturating_sub(cached)
+            .saturating_sub(writes),
         output: u.completion_tokens.saturating_sub(reasoning),
         cached_input: cached,
         reasoning,
+        cache_write: u.cache_write_tokens,
+        cache_write_1h: u.cache_write_1h_tokens,
     }
 }
 
