@@ -59,6 +59,9 @@ impl CurrentPeriod {
     }
 }
 
+/// A step from one date to another (the period's first day, the next period's).
+type DateStep = fn(Date) -> Result<Date, jiff::Error>;
+
 fn range(e: jiff::Error) -> PeriodError {
     PeriodError::Range(e.to_string())
 }
@@ -72,11 +75,7 @@ fn midnight(date: Date, tz: &TimeZone) -> Result<Timestamp, PeriodError> {
 
 /// The period of `period` that contains `now`.
 pub fn current_period(period: &PeriodConfig, now: Timestamp) -> Result<CurrentPeriod, PeriodError> {
-    let (zone, first, next): (
-        &str,
-        fn(Date) -> Result<Date, jiff::Error>,
-        fn(Date) -> Result<Date, jiff::Error>,
-    ) = match period {
+    let (zone, first, next): (&str, DateStep, DateStep) = match period {
         PeriodConfig::Rolling { window_ms } => {
             return Ok(CurrentPeriod::Rolling {
                 window_ms: *window_ms,

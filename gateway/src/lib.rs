@@ -18,6 +18,7 @@ pub mod snapshot;
 pub mod state;
 pub mod stream;
 pub mod upstream;
+pub mod usage;
 pub mod wire;
 
 /// Installs rustls' ring crypto provider once (a no-op when one is installed).

@@ -60,19 +60,23 @@ pub struct Settle {
     pub fallback: bool,
     /// The route id, for attempt metrics.
     pub route: Arc<str>,
+    /// Who pays: identity, budget reservations, the usage record (taken by the one answer
+    /// that succeeds, so always present here).
+    pub bill: Option<super::pays::Bill>,
 }
 
 impl Settle {
     /// The answer is complete (`error_type` `None`) or ended by `error_type`: records the
     /// request, the gateway's own time `busy`, the attempt's outcome, and corrects the quota
-    /// with `total_tokens`.
+    /// with `total_tokens`; then prices the answer and settles its bill. Returns the cost
+    /// when the usage is known.
     pub fn finish(
         &mut self,
         error_type: Option<&'static str>,
         total_tokens: Option<u64>,
         tokens: Option<TokenCounts>,
         busy: Duration,
-    ) {
+    ) -> Option<rust_decimal::Decimal> {
         self.labels.error_type = error_type.unwrap_or("");
         if let (Some((quota, estimated)), Some(actual)) = (&self.quota, total_tokens) {
             quota.settle(Instant::now(), *estimated, actual);
@@ -91,6 +95,18 @@ impl Settle {
             error_type.unwrap_or("success"),
             self.fallback,
         );
+        let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.bill.as_mut().and_then(|bill| {
+            bill.settle(
+                &self.metrics,
+                &self.backend,
+                &self.route,
+                self.labels.gen_ai_operation_name,
+                tokens,
+                error_type.unwrap_or("ok"),
+                latency_ms,
+            )
+        })
     }
 
     /// A stream failed after its first chunk: it counts against the backend's health.

@@ -223,11 +223,9 @@ impl RedisState {
         &self,
         mode: &str,
         key: &str,
-        amount: i64,
-        limit: i64,
+        (amount, limit): (i64, i64),
         window: Window,
-        at_ms: u64,
-        now_ms: u64,
+        (at_ms, now_ms): (u64, u64),
     ) -> Result<Admission, StateError> {
         let key = self.key(key);
         let script = &self.scripts.window;
@@ -255,7 +253,7 @@ impl RedisState {
         now_ms: u64,
     ) -> Result<i64, StateError> {
         let result = self
-            .window("get", key, 0, 0, window, now_ms, now_ms)
+            .window("get", key, (0, 0), window, (now_ms, now_ms))
             .await?;
         Ok(result.total())
     }
@@ -269,7 +267,7 @@ impl RedisState {
         now_ms: u64,
     ) -> Result<i64, StateError> {
         let result = self
-            .window("add", key, amount, 0, window, at_ms, now_ms)
+            .window("add", key, (amount, 0), window, (at_ms, now_ms))
             .await?;
         Ok(result.total())
     }
@@ -282,7 +280,7 @@ impl RedisState {
         window: Window,
         now_ms: u64,
     ) -> Result<Admission, StateError> {
-        self.window("reserve", key, amount, limit, window, now_ms, now_ms)
+        self.window("reserve", key, (amount, limit), window, (now_ms, now_ms))
             .await
     }
 

@@ -88,6 +88,7 @@ async fn programmed_follows_what_a_real_gateway_loads() {
         recheck: Duration::from_millis(100),
         health: HealthSettings::default(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap();
