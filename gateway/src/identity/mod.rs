@@ -12,16 +12,11 @@ mod tests;
 
 use std::{collections::HashSet, sync::Arc};
 
-use axum::{
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
-};
+use axum::http::{HeaderMap, StatusCode, header};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tollgate_crds::config::GatewayConfig;
-
-use crate::wire::openai::{ErrorBody, ErrorDetail};
 
 /// One client key, as the gateway knows it.
 #[derive(Debug)]
@@ -77,40 +72,6 @@ impl AuthError {
                 "model_not_allowed",
             ),
         }
-    }
-
-    /// The OpenAI-shaped error body.
-    pub fn body(&self, model: &str) -> ErrorBody {
-        let (_, kind, code) = self.parts();
-        let message = match self {
-            AuthError::RouteNotAllowed => {
-                format!("the client key may not use the model `{model}`")
-            }
-            other => other.to_string(),
-        };
-        ErrorBody {
-            error: ErrorDetail {
-                message,
-                kind: kind.to_owned(),
-                param: None,
-                code: Some(code.to_owned()),
-            },
-        }
-    }
-
-    /// The response for a request to `model`.
-    pub fn into_response_for(self, model: &str) -> Response {
-        let (status, _, _) = self.parts();
-        let body = serde_json::to_vec(&self.body(model)).unwrap_or_default();
-        let mut response =
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
     }
 }
 

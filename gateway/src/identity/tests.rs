@@ -143,16 +143,19 @@ fn rotation_is_a_new_table_from_the_next_snapshot() {
 
 #[test]
 fn refusals_are_openai_shaped_and_never_echo_the_key() {
-    let r = AuthError::Unknown.body("chat");
-    assert_eq!(r.error.kind, "invalid_request_error");
-    assert_eq!(r.error.code.as_deref(), Some("invalid_api_key"));
-    assert_eq!(AuthError::Unknown.parts().0, StatusCode::UNAUTHORIZED);
-    let f = AuthError::RouteNotAllowed.body("chat");
-    assert_eq!(AuthError::RouteNotAllowed.parts().0, StatusCode::FORBIDDEN);
-    assert!(f.error.message.contains("`chat`"));
-    let resp = AuthError::Missing.into_response_for("chat");
+    use axum::response::IntoResponse;
+
+    use crate::error::GatewayError;
+    let unknown = GatewayError::Unauthorized(AuthError::Unknown);
+    let body = unknown.body();
+    assert_eq!(body.error.kind, "invalid_request_error");
+    assert_eq!(body.error.code.as_deref(), Some("invalid_api_key"));
+    let resp = unknown.into_response();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let forbidden = GatewayError::Unauthorized(AuthError::RouteNotAllowed);
+    assert_eq!(forbidden.parts().0, StatusCode::FORBIDDEN);
+    assert_eq!(forbidden.body().error.kind, "permission_error");
     let t = KeyTable::new(&config(vec![key("team-a/app", &[KEY], &[], None)]));
     assert!(!format!("{t:?}").contains(KEY));
 }

@@ -14,8 +14,8 @@
 
 mod memory;
 mod redis;
-#[cfg(test)]
-pub(crate) mod redis_server;
+#[doc(hidden)]
+pub mod redis_server;
 #[cfg(test)]
 mod tests;
 

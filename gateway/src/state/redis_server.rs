@@ -1,6 +1,7 @@
 //! A real `redis-server` for tests: a child process on a free loopback port, killed on drop.
 //! Without the binary the test is skipped with a printed reason, except in CI (`CI` set, as
-//! `.ci/run` does), where a missing Redis fails the test.
+//! `.ci/run` does), where a missing Redis fails the test. Test support only (unit and
+//! integration tests share it), hence the panics.
 
 use std::{
     net::TcpListener,
@@ -10,10 +11,10 @@ use std::{
 
 /// A running `redis-server`.
 #[derive(Debug)]
-pub(crate) struct RedisServer {
+pub struct RedisServer {
     child: Child,
     /// `redis://127.0.0.1:<port>`.
-    pub(crate) url: String,
+    pub url: String,
 }
 
 impl Drop for RedisServer {
@@ -26,11 +27,11 @@ impl Drop for RedisServer {
 impl RedisServer {
     /// Starts one, or returns `None` after printing `SKIPPED:` when the binary is missing
     /// outside CI. Panics in CI without the binary, and when the server does not come up.
-    pub(crate) async fn start(test: &str) -> Option<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
+    pub async fn start(test: &str) -> Option<RedisServer> {
+        let port = match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+            Ok(addr) => addr.port(),
+            Err(e) => panic!("{test}: no free loopback port: {e}"),
+        };
         let spawned = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -61,7 +62,9 @@ impl RedisServer {
 
     /// Polls PING, at most 200 times, 25 ms apart.
     async fn wait_ready(&self) {
-        let client = redis::Client::open(self.url.as_str()).expect("a valid URL");
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            panic!("{} is not a valid redis URL", self.url);
+        };
         for _ in 0..200 {
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
                 let pong: redis::RedisResult<String> =
@@ -76,7 +79,7 @@ impl RedisServer {
     }
 
     /// Stops the server (to test behaviour while Redis is down).
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
