@@ -2,6 +2,8 @@
 //! a restart), the exact cost of each answer (header, SSE comment, metric, usage record),
 //! and budgets (429, standings, restart hand-off, two replicas sharing one Redis).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::{path::Path, time::Duration};
