@@ -8,6 +8,7 @@
 //! - the controllers turn the [`outcome`] and the pods' reports into [`status`].
 
 pub mod apply;
+pub mod client_keys;
 pub mod config;
 pub mod context;
 pub mod controller;
@@ -93,6 +94,12 @@ impl Operator {
             config::run(context.clone()).boxed(),
             poller::run(context.clone()).boxed(),
             pod_stream,
+            client_keys::run(
+                context.client.clone(),
+                context.settings.watch_namespaces.clone(),
+                context.client_keys.clone(),
+            )
+            .boxed(),
         ];
         tasks.extend(controllers(&context, provider_streams));
         tasks.extend(controllers(&context, route_streams));

@@ -18,8 +18,8 @@ const MAX_MESSAGE: usize = 8 * 1024;
 
 /// Reason of `Programmed=False` when the object is not in the config.
 pub const NOT_IN_CONFIG: &str = "NotInConfig";
-/// Reason of `WithinBudget=Unknown` until spend is tracked.
-pub const NOT_ENFORCED: &str = "NotEnforced";
+/// Reason of `WithinBudget=Unknown` while the operator does not copy spend into the status.
+pub const NOT_ENFORCED: &str = "SpendNotReported";
 
 /// The desired conditions of `object` at `generation`.
 pub fn desired(
@@ -80,7 +80,7 @@ pub fn desired(
             ConditionType::WithinBudget,
             ConditionStatus::Unknown,
             NOT_ENFORCED,
-            "Spend is not tracked yet, so the limit is not enforced".to_owned(),
+            "The gateway enforces this budget; its spend is on the gateway's /budgets admin endpoint and is not copied into this status yet".to_owned(),
         ));
     }
     out
