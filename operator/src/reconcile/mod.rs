@@ -16,6 +16,7 @@ pub mod gateways;
 pub mod outcome;
 pub mod poller;
 pub mod secrets;
+pub mod spend;
 pub mod status;
 
 #[cfg(test)]
@@ -93,6 +94,7 @@ impl Operator {
         let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
             config::run(context.clone()).boxed(),
             poller::run(context.clone()).boxed(),
+            spend::run(context.clone()).boxed(),
             pod_stream,
             client_keys::run(
                 context.client.clone(),

@@ -18,8 +18,9 @@ const MAX_MESSAGE: usize = 8 * 1024;
 
 /// Reason of `Programmed=False` when the object is not in the config.
 pub const NOT_IN_CONFIG: &str = "NotInConfig";
-/// Reason of `WithinBudget=Unknown` while the operator does not copy spend into the status.
-pub const NOT_ENFORCED: &str = "SpendNotReported";
+/// Reason of `WithinBudget=Unknown`: the condition is not computed yet (spend is in the
+/// status fields, written by `spend.rs`).
+pub const NOT_ENFORCED: &str = "NotComputed";
 
 /// The desired conditions of `object` at `generation`.
 pub fn desired(
@@ -80,7 +81,7 @@ pub fn desired(
             ConditionType::WithinBudget,
             ConditionStatus::Unknown,
             NOT_ENFORCED,
-            "The gateway enforces this budget; its spend is on the gateway's /budgets admin endpoint and is not copied into this status yet".to_owned(),
+            "The gateway enforces this budget; see status.spent and status.remaining (this condition is not computed yet)".to_owned(),
         ));
     }
     out

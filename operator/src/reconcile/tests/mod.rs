@@ -798,7 +798,7 @@ spec:
         "monthly",
         "WithinBudget",
         ConditionStatus::Unknown,
-        "SpendNotReported",
+        "NotComputed",
     )
     .await;
     let config = eventually("the budget in the config", || {
