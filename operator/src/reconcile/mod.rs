@@ -18,6 +18,7 @@ pub mod poller;
 pub mod secrets;
 pub mod spend;
 pub mod status;
+pub mod within_budget;
 
 #[cfg(test)]
 mod tests;

@@ -202,10 +202,11 @@ impl Transition {
     /// (Normal). Ready's own failures repeat another condition's, so they get none.
     pub fn event(&self) -> Option<(bool, &str, &str)> {
         let c = &self.condition;
-        let warning = c.status == ConditionStatus::False;
+        let threshold = c.reason == super::within_budget::THRESHOLD;
+        let warning = c.status == ConditionStatus::False || threshold;
         let wanted = match c.type_.as_str() {
             "Ready" => c.status == ConditionStatus::True,
-            "WithinBudget" => false,
+            "WithinBudget" => threshold || c.reason == super::within_budget::EXCEEDED,
             _ => warning && c.reason != "Pending",
         };
         wanted.then_some((warning, c.reason.as_str(), c.message.as_str()))

@@ -798,7 +798,7 @@ spec:
         "monthly",
         "WithinBudget",
         ConditionStatus::Unknown,
-        "NotComputed",
+        "SpendUnknown",
     )
     .await;
     let config = eventually("the budget in the config", || {

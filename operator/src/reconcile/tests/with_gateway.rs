@@ -223,6 +223,16 @@ async fn budget_spend_reaches_the_status_and_a_restarted_gateway_starts_from_it(
     let spent_usd: rust_decimal::Decimal = spent.parse().unwrap();
     assert_eq!(remaining, rust_decimal::Decimal::from(100) - spent_usd);
     assert!(status.period_start.is_some() && status.period_end.is_some());
+    let within = h
+        .wait_condition::<LLMBudget>(
+            GATEWAY_NS,
+            "cap",
+            "WithinBudget",
+            ConditionStatus::True,
+            "WithinBudget",
+        )
+        .await;
+    assert!(within.message.contains(&spent), "{}", within.message);
 
     // Restart: in-process counters start empty; the operator seeds the persisted spend.
     first.shutdown().await;
