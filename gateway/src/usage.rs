@@ -98,6 +98,11 @@ impl UsageLog {
         Ok(Self { tx: Some(tx) })
     }
 
+    /// Whether records are written at all (callers skip building them otherwise).
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Queues `record`; returns false when it was dropped (queue full or log off).
     pub fn record(&self, record: &UsageRecord<'_>, metrics: &Metrics) -> bool {
         let Some(tx) = &self.tx else {

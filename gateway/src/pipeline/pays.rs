@@ -181,24 +181,26 @@ impl Bill {
                 usd.to_f64().unwrap_or(0.0),
             );
         }
-        self.pays.usage.record(
-            &UsageRecord {
-                record: "usage",
-                time: jiff::Timestamp::now().to_string(),
-                request_id: &self.request_id,
-                key_id: self.identity.key_id.as_deref(),
-                team: self.identity.team.as_deref(),
-                route,
-                provider: &backend.config.provider,
-                model: &backend.config.model,
-                operation,
-                tokens: usage,
-                cost_usd: usd,
-                latency_ms,
-                status,
-            },
-            metrics,
-        );
+        if self.pays.usage.enabled() {
+            self.pays.usage.record(
+                &UsageRecord {
+                    record: "usage",
+                    time: jiff::Timestamp::now().to_string(),
+                    request_id: &self.request_id,
+                    key_id: self.identity.key_id.as_deref(),
+                    team: self.identity.team.as_deref(),
+                    route,
+                    provider: &backend.config.provider,
+                    model: &backend.config.model,
+                    operation,
+                    tokens: usage,
+                    cost_usd: usd,
+                    latency_ms,
+                    status,
+                },
+                metrics,
+            );
+        }
         let reservations = std::mem::take(&mut self.reservations);
         if let (Some(usd), false) = (usd, reservations.is_empty()) {
             let pays = Arc::clone(&self.pays);
