@@ -364,3 +364,44 @@ async fn two_gateways_sharing_redis_never_overshoot_and_a_restart_keeps_the_spen
     assert_eq!(spent(&restarted).await, costs);
     drop(b);
 }
+
+#[tokio::test]
+async fn a_full_downgrade_budget_sends_requests_to_its_cheaper_route() {
+    let yaml = format!(
+        r#"{}
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {{name: cheap, namespace: default}}
+spec:
+  model: cheap
+  backends: [{{providerRef: {{name: mock}}, model: mock-chat}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMBudget
+metadata: {{name: cap, namespace: default}}
+spec:
+  scope: {{routes: [demo]}}
+  limit: {{amount: "0.0001", period: daily}}
+  action: downgrade
+  downgradeTo: {{name: cheap}}
+"#,
+        common::MOCK
+    );
+    let (g, _dir) = common::start_with(&yaml).await;
+    let mut routes = Vec::new();
+    for _ in 0..20 {
+        let (status, headers, body) = call(&g, None, &chat("demo")).await;
+        assert_eq!(status, 200, "{body}");
+        routes.push(headers["x-tollgate-route"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(routes[0], "default/demo");
+    assert_eq!(routes.last().unwrap(), "default/cheap", "{routes:?}");
+    let metrics = admin_text(&g, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "tollgate_budget_decisions_total{budget=\"default/cap\",decision=\"downgraded\"}"
+        ),
+        "{metrics}"
+    );
+}
