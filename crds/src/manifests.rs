@@ -198,16 +198,44 @@ impl Manifests {
         }
     }
 
-    /// Compiles these objects, with these Secrets, as the operator would.
+    /// Compiles these objects, with these Secrets, as the operator would (client keys
+    /// included; their problems are in [`Manifests::client_keys`]).
     pub fn compile(&self, catalogue: &PriceCatalogue) -> Result<Compiled, CompileError> {
         let secrets = self.secret_index();
-        compile(&Inputs {
+        let mut compiled = compile(&Inputs {
             providers: &self.providers,
             routes: &self.routes,
             budgets: &self.budgets,
             secrets: &secrets,
             catalogue,
-        })
+        })?;
+        let (keys, namespaces, _) = self.client_keys();
+        compiled.config.client_keys = keys;
+        compiled.config.keyed_namespaces = namespaces;
+        Ok(compiled)
+    }
+
+    /// The client keys among these Secrets (labelled `tollgate.dev/client-key: "true"`),
+    /// the namespaces that require keys, and the problems of refused key Secrets.
+    pub fn client_keys(
+        &self,
+    ) -> (
+        Vec<crate::config::ClientKeyConfig>,
+        Vec<String>,
+        Vec<crate::keys::KeyProblem>,
+    ) {
+        let labelled: Vec<crate::keys::ClientKeySecret> = self
+            .secrets
+            .iter()
+            .filter(|s| {
+                s.labels()
+                    .get(crate::keys::CLIENT_KEY_LABEL)
+                    .map(String::as_str)
+                    == Some("true")
+            })
+            .map(crate::keys::ClientKeySecret::from_secret)
+            .collect();
+        crate::keys::compile_client_keys(&labelled)
     }
 
     /// Which Secret keys exist, for the compile function.

@@ -84,6 +84,9 @@ pub struct Backend {
     pub provider: Arc<Provider>,
     /// The model's context window, when its `LLMProvider` states one.
     pub context_window: Option<u32>,
+    /// The model's prices (compile refuses unpriced models, so `None` only for a config
+    /// naming a model its provider lacks, which validation refuses too).
+    pub pricing: Option<tollgate_crds::config::Pricing>,
     /// Passive health per key, in the order of `provider.keys`.
     pub health: Vec<Arc<BackendHealth>>,
     /// How requests travel.

@@ -65,6 +65,15 @@ pub enum GatewayError {
     /// No valid configuration is loaded yet.
     #[error("the gateway has no valid configuration loaded yet")]
     NotReady,
+    /// The client key is missing, unknown, expired, or may not use the route.
+    #[error("{0}")]
+    Unauthorized(crate::identity::AuthError),
+    /// A `reject` budget in scope has no room for this request.
+    #[error("budget {budget} is exhausted for its current period")]
+    BudgetExceeded {
+        /// The budget's id.
+        budget: String,
+    },
     /// Every attempt failed; this is the last failure. Displays (and so logs) the safe
     /// message the client sees, never the provider's raw text.
     #[error("{}", .0.safe_message())]
@@ -106,6 +115,15 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 Some("no_backend_available"),
+            ),
+            GatewayError::Unauthorized(e) => {
+                let (status, kind, code) = e.parts();
+                (status, kind, Some(code))
+            }
+            GatewayError::BudgetExceeded { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("budget_exceeded"),
             ),
             GatewayError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -193,6 +211,8 @@ impl GatewayError {
             GatewayError::RequestTimeout(_) => "request_timeout",
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::NoBackend { .. } => "no_backend",
+            GatewayError::Unauthorized(_) => "unauthorized",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
             GatewayError::NotReady => "not_ready",
             GatewayError::Upstream(f) => f.kind.as_str(),
         }
@@ -210,6 +230,11 @@ impl IntoResponse for GatewayError {
             && let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

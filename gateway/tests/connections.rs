@@ -42,6 +42,7 @@ async fn gateway(limits: ConnectionLimits, drain: Duration) -> (Running, tempfil
         recheck: Duration::from_secs(60),
         health: test_health(),
         limits,
+        pays: Default::default(),
     })
     .await
     .unwrap();

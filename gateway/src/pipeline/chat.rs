@@ -43,6 +43,10 @@ impl Operation for Chat {
         tokens::prompt_tokens(req)
     }
 
+    fn max_output_tokens(req: &ChatRequest) -> Option<u64> {
+        req.output_limit().map(u64::from)
+    }
+
     fn plan<'a>(
         route: &'a RouteRuntime,
         req: &ChatRequest,

@@ -282,9 +282,9 @@ fn chat(req: &ChatRequest, request_id: &str, created: i64) -> (StatusCode, Vec<B
         Delta::default(),
         Some(finish.into()),
     ));
-    if req.include_usage() {
-        chunks.push(ChatChunk::usage(&id, model, created, usage));
-    }
+    // Always, like a real upstream asked for `include_usage` (the OpenAI adapter always asks):
+    // the pipeline meters it and strips it when the client did not ask.
+    chunks.push(ChatChunk::usage(&id, model, created, usage));
     let mut frames: Vec<Bytes> = chunks
         .iter()
         .map(|c| crate::stream::sse::data_frame(&serde_json::to_vec(c).unwrap_or_default()))

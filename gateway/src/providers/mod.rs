@@ -211,8 +211,8 @@ pub enum Adapter {
 pub enum AnyStream {
     /// OpenAI-type.
     OpenAI(<openai::OpenAI as ProviderAdapter>::Stream),
-    /// Anthropic.
-    Anthropic(<anthropic::Anthropic as ProviderAdapter>::Stream),
+    /// Anthropic (boxed: its usage and tool state make it several times the others' size).
+    Anthropic(Box<<anthropic::Anthropic as ProviderAdapter>::Stream>),
     /// Gemini.
     Gemini(<gemini::Gemini as ProviderAdapter>::Stream),
     /// Bedrock.
@@ -293,7 +293,7 @@ impl Adapter {
     pub fn stream(&self, target: &Target<'_>) -> AnyStream {
         match self {
             Adapter::OpenAI(a) => AnyStream::OpenAI(a.stream(target)),
-            Adapter::Anthropic(a) => AnyStream::Anthropic(a.stream(target)),
+            Adapter::Anthropic(a) => AnyStream::Anthropic(Box::new(a.stream(target))),
             Adapter::Gemini(a) => AnyStream::Gemini(a.stream(target)),
             Adapter::Bedrock(a) => AnyStream::Bedrock(a.stream(target)),
             Adapter::Mock(a) => AnyStream::Mock(a.stream(target)),

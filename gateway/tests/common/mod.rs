@@ -73,6 +73,7 @@ pub async fn start(dir: &Path) -> Running {
         recheck: Duration::from_millis(200),
         health: test_health(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap()
@@ -92,6 +93,7 @@ pub async fn start_with_health(
         recheck: Duration::from_millis(200),
         health,
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap()
