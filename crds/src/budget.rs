@@ -9,7 +9,7 @@ use crate::{
     conditions::{Condition, conditions_schema},
 };
 
-/// A spend limit for the routes (and optionally teams) of one namespace.
+/// A spend limit for the routes (and optionally teams or client keys) of one namespace.
 // The derive repeats `type_ = "string"` across printer columns, which clippy mistakes
 // for duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -28,7 +28,9 @@ use crate::{
     doc = "A spend limit per period for a scope of routes and teams, and the action taken when it is reached.",
     printcolumn(name = "Limit", type_ = "string", json_path = ".spec.limit.amount"),
     printcolumn(name = "Spent", type_ = "string", json_path = ".status.spent"),
+    printcolumn(name = "Remaining", type_ = "string", json_path = ".status.remaining"),
     printcolumn(name = "Period", type_ = "string", json_path = ".spec.limit.period"),
+    printcolumn(name = "Period End", type_ = "string", json_path = ".status.periodEnd"),
     printcolumn(
         name = "Status",
         type_ = "string",
@@ -74,17 +76,23 @@ pub struct LLMBudgetSpec {
 /// What a budget counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.routes) || has(self.teams)")
-    .message("scope needs routes or teams; omit scope to cover the whole namespace"))]
+#[x_kube(validation = Rule::new("has(self.routes) || has(self.teams) || has(self.keys)")
+    .message("scope needs routes, teams or keys; omit scope to cover the whole namespace"))]
 pub struct BudgetScope {
     /// `LLMRoute` names in this namespace. Absent: every route in the namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
     pub routes: Vec<String>,
-    /// Only requests whose `x-tollgate-team` header is one of these. Absent: all requests.
+    /// Only requests whose client key belongs to one of these teams (the key Secret's
+    /// `tollgate.dev/team` annotation). Absent: all requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
     pub teams: Vec<String>,
+    /// Only requests made with one of these client keys (names of client-key Secrets in this
+    /// namespace). Absent: all requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub keys: Vec<String>,
 }
 
 /// A limit per period.

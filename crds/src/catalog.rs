@@ -135,8 +135,8 @@ impl PriceCatalogue {
     }
 }
 
-/// Applies the pricing defaults: cached input and cache writes at the input price,
-/// reasoning at the output price.
+/// Applies the pricing defaults: cached input and cache writes at the input price, 1-hour
+/// cache writes at twice the input price, reasoning at the output price.
 pub fn resolve(p: &ModelPricing) -> Result<Pricing, MoneyError> {
     let input = p.input.to_decimal()?;
     let output = p.output.to_decimal()?;
@@ -146,6 +146,12 @@ pub fn resolve(p: &ModelPricing) -> Result<Pricing, MoneyError> {
         output,
         cached_input: or(&p.cached_input, input)?,
         cache_write: or(&p.cache_write, input)?,
+        cache_write_1h: Some(or(
+            &p.cache_write_1h,
+            input
+                .checked_mul(rust_decimal::Decimal::TWO)
+                .unwrap_or(rust_decimal::Decimal::MAX),
+        )?),
         reasoning: or(&p.reasoning, output)?,
     })
 }
@@ -170,11 +176,13 @@ mod tests {
             output: "15".into(),
             cached_input: Some("0.3".into()),
             cache_write: None,
+            cache_write_1h: None,
             reasoning: None,
         })
         .unwrap();
         assert_eq!(p.cached_input.to_string(), "0.3");
         assert_eq!(p.cache_write.to_string(), "3");
+        assert_eq!(p.cache_write_1h.unwrap().to_string(), "6");
         assert_eq!(p.reasoning.to_string(), "15");
     }
 

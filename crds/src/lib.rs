@@ -8,9 +8,11 @@ pub mod compile;
 pub mod conditions;
 pub mod config;
 pub mod crdgen;
+pub mod keys;
 pub mod manifests;
 #[cfg(unix)]
 pub mod mount;
+pub mod period;
 pub mod provider;
 pub mod route;
 

@@ -125,7 +125,7 @@ impl Manifests {
             Err(e) => {
                 errors.push(LoadError::Yaml {
                     path: path.to_owned(),
-                    message: e.to_string(),
+                    message: yaml_error_message(text, &e),
                 });
                 return;
             }
@@ -197,7 +197,13 @@ impl Manifests {
                 ));
             }
             ("v1", "Secret") => {
-                let mut secret: Secret = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+                // serde's messages quote the offending value: name the field only.
+                let mut secret: Secret = serde_path_to_error::deserialize(doc).map_err(|e| {
+                    format!(
+                        "field `{}` is not valid (the value is not quoted: it is secret)",
+                        e.path()
+                    )
+                })?;
                 default_namespace(&mut secret);
                 self.secrets.push(secret);
             }
@@ -244,16 +250,44 @@ impl Manifests {
         }
     }
 
-    /// Compiles these objects, with these Secrets, as the operator would.
+    /// Compiles these objects, with these Secrets, as the operator would (client keys
+    /// included; their problems are in [`Manifests::client_keys`]).
     pub fn compile(&self, catalogue: &PriceCatalogue) -> Result<Compiled, CompileError> {
         let secrets = self.secret_index();
-        compile(&Inputs {
+        let mut compiled = compile(&Inputs {
             providers: &self.providers,
             routes: &self.routes,
             budgets: &self.budgets,
             secrets: &secrets,
             catalogue,
-        })
+        })?;
+        let (keys, namespaces, _) = self.client_keys();
+        compiled.config.client_keys = keys;
+        compiled.config.keyed_namespaces = namespaces;
+        Ok(compiled)
+    }
+
+    /// The client keys among these Secrets (labelled `tollgate.dev/client-key: "true"`),
+    /// the namespaces that require keys, and the problems of refused key Secrets.
+    pub fn client_keys(
+        &self,
+    ) -> (
+        Vec<crate::config::ClientKeyConfig>,
+        Vec<String>,
+        Vec<crate::keys::KeyProblem>,
+    ) {
+        let labelled: Vec<crate::keys::ClientKeySecret> = self
+            .secrets
+            .iter()
+            .filter(|s| {
+                s.labels()
+                    .get(crate::keys::CLIENT_KEY_LABEL)
+                    .map(String::as_str)
+                    == Some("true")
+            })
+            .map(crate::keys::ClientKeySecret::from_secret)
+            .collect();
+        crate::keys::compile_client_keys(&labelled)
     }
 
     /// Which Secret keys exist, for the compile function.
@@ -321,6 +355,25 @@ pub fn secret_values(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
         values.insert(k.clone(), v.clone().into_bytes());
     }
     values
+}
+
+/// A YAML parse error for messages. The parser quotes the lines around the error; in a file
+/// holding a Secret those lines may be key material, so only the position is given.
+fn yaml_error_message(text: &str, e: &serde_saphyr::Error) -> String {
+    static HOLDS_SECRET: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r#"(?m)kind["']?\s*:\s*["']?Secret\b"#).ok());
+    let holds_secret = HOLDS_SECRET.as_ref().is_none_or(|re| re.is_match(text));
+    if !holds_secret {
+        return e.to_string();
+    }
+    match e.location() {
+        Some(at) => format!(
+            "syntax error at line {} column {} (the text is not quoted: the file holds a Secret)",
+            at.line(),
+            at.column()
+        ),
+        None => "syntax error (the text is not quoted: the file holds a Secret)".to_owned(),
+    }
 }
 
 fn typed<T>(doc: Value) -> Result<T, String>

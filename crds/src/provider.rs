@@ -266,9 +266,18 @@ pub struct ModelPricing {
     /// Input tokens read from the provider's prompt cache. Default: `input`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<Money>,
-    /// Input tokens written to the provider's prompt cache. Default: `input`.
+    /// Input tokens written to the provider's prompt cache (Anthropic: the 5-minute tier).
+    /// Default: `input`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<Money>,
+    /// Input tokens written to Anthropic's 1-hour prompt cache. Default: twice `input`,
+    /// Anthropic's published rule (only Claude models report 1-hour writes).
+    #[serde(
+        default,
+        rename = "cacheWrite1h",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache_write_1h: Option<Money>,
     /// Reasoning tokens. Default: `output`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<Money>,

@@ -307,7 +307,7 @@ fn budget_rules_reject_broken_specs() {
     );
     assert_rejects::<LLMBudget>(
         with(base, json!({"scope": {}})),
-        "scope needs routes or teams",
+        "scope needs routes, teams or keys",
     );
 }
 

@@ -66,7 +66,9 @@ fn crds_have_the_promised_names_columns_and_status() {
             "LLMBudget" => &[
                 ("Limit", ".spec.limit.amount"),
                 ("Spent", ".status.spent"),
+                ("Remaining", ".status.remaining"),
                 ("Period", ".spec.limit.period"),
+                ("Period End", ".status.periodEnd"),
                 (
                     "Status",
                     ".status.conditions[?(@.type=='WithinBudget')].reason",

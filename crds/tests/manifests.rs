@@ -68,6 +68,32 @@ fn broken_yaml_names_the_file() {
 }
 
 #[test]
+fn a_yaml_error_near_a_secret_gives_the_position_but_never_quotes_the_key() {
+    let (_, errors) = load(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: k}\nstringData:\n  key: sk-live-TOPSECRET-4242: \"oops\n",
+    );
+    let message = errors[0].to_string();
+    assert!(!message.contains("TOPSECRET"), "{message}");
+    assert!(message.contains("line 5"), "{message}");
+}
+
+#[test]
+fn a_yaml_error_elsewhere_still_shows_the_text() {
+    let (_, errors) = load("apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b: \"oops\n");
+    assert!(errors[0].to_string().contains("a: b:"), "{}", errors[0]);
+}
+
+#[test]
+fn a_secret_with_an_invalid_value_names_the_field_but_not_the_value() {
+    let (_, errors) = load(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: k}\ndata: {key: \"sk-live-TOPSECRET-4242 is not base64\"}\n",
+    );
+    let message = errors[0].to_string();
+    assert!(!message.contains("TOPSECRET"), "{message}");
+    assert!(message.contains("data.key"), "{message}");
+}
+
+#[test]
 fn string_data_wins_over_data_and_only_named_keys_reach_the_gateway_secret() {
     let (m, errors) = load(
         "apiVersion: v1\nkind: Secret\nmetadata: {name: keys, namespace: a}\ndata: {k1: b2xk, unused: eA==}\nstringData: {k1: new}\n",

@@ -107,6 +107,7 @@ async fn main() {
         recheck: Duration::from_secs(60),
         health: tollgate_gateway::resilience::health::HealthSettings::default(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap();

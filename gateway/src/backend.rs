@@ -84,6 +84,9 @@ pub struct Backend {
     pub provider: Arc<Provider>,
     /// The model's context window, when its `LLMProvider` states one.
     pub context_window: Option<u32>,
+    /// The model's prices (compile refuses unpriced models, so `None` only for a config
+    /// naming a model its provider lacks, which validation refuses too).
+    pub pricing: Option<tollgate_crds::config::Pricing>,
     /// Passive health per key, in the order of `provider.keys`.
     pub health: Vec<Arc<BackendHealth>>,
     /// How requests travel.
@@ -91,13 +94,6 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Whether a prompt of at most `prompt_bytes` bytes might not fit the context window (a
-    /// token is at least one byte, so fewer bytes than the window always fit).
-    pub fn window_may_overflow(&self, prompt_bytes: u64) -> bool {
-        self.context_window
-            .is_some_and(|w| u64::from(w) < prompt_bytes)
-    }
-
     /// Whether `tokens` exceed the context window.
     pub fn too_long(&self, tokens: u64) -> bool {
         self.context_window.is_some_and(|w| tokens > u64::from(w))

@@ -11,11 +11,28 @@ use crate::{
     wire::openai::{ErrorBody, ErrorDetail},
 };
 
+/// Most bytes of client-supplied text (a model name, a serde message quoting a value) an
+/// error message or log line quotes.
+pub const MAX_QUOTE: usize = 256;
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// The client sent something we cannot use.
-    #[error("{message}")]
+    /// The client sent something we cannot use. Messages may quote client text (a field
+    /// name, a value): they are clipped.
+    #[error("{}", clip(message, 4 * MAX_QUOTE))]
     BadRequest {
         /// What is wrong.
         message: String,
@@ -32,10 +49,13 @@ pub enum GatewayError {
     #[error("the request body did not arrive within {0} seconds")]
     RequestTimeout(u64),
     /// No route serves the model.
-    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    #[error("The model `{}` does not exist or you do not have access to it.", clip(.0, MAX_QUOTE))]
     ModelNotFound(String),
     /// The route has no usable backend for this request.
-    #[error("no backend is available for model `{model}`: {why}")]
+    #[error(
+        "no backend is available for model `{}`: {why}",
+        clip(model, MAX_QUOTE)
+    )]
     NoBackend {
         /// The requested model.
         model: String,
@@ -45,8 +65,18 @@ pub enum GatewayError {
     /// No valid configuration is loaded yet.
     #[error("the gateway has no valid configuration loaded yet")]
     NotReady,
-    /// Every attempt failed; this is the last failure.
+    /// The client key is missing, unknown, expired, or may not use the route.
     #[error("{0}")]
+    Unauthorized(crate::identity::AuthError),
+    /// A `reject` budget in scope has no room for this request.
+    #[error("budget {budget} is exhausted for its current period")]
+    BudgetExceeded {
+        /// The budget's id.
+        budget: String,
+    },
+    /// Every attempt failed; this is the last failure. Displays (and so logs) the safe
+    /// message the client sees, never the provider's raw text.
+    #[error("{}", .0.safe_message())]
     Upstream(Failure),
 }
 
@@ -85,6 +115,15 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 Some("no_backend_available"),
+            ),
+            GatewayError::Unauthorized(e) => {
+                let (status, kind, code) = e.parts();
+                (status, kind, Some(code))
+            }
+            GatewayError::BudgetExceeded { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("budget_exceeded"),
             ),
             GatewayError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -153,7 +192,9 @@ impl GatewayError {
                 message,
                 kind: kind.to_owned(),
                 param: match self {
-                    GatewayError::BadRequest { param, .. } => param.clone(),
+                    GatewayError::BadRequest { param, .. } => {
+                        param.as_deref().map(|p| clip(p, MAX_QUOTE))
+                    }
                     GatewayError::ModelNotFound(_) => Some("model".to_owned()),
                     _ => None,
                 },
@@ -170,6 +211,8 @@ impl GatewayError {
             GatewayError::RequestTimeout(_) => "request_timeout",
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::NoBackend { .. } => "no_backend",
+            GatewayError::Unauthorized(_) => "unauthorized",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
             GatewayError::NotReady => "not_ready",
             GatewayError::Upstream(f) => f.kind.as_str(),
         }
@@ -187,6 +230,11 @@ impl IntoResponse for GatewayError {
             && let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -247,6 +295,39 @@ mod tests {
                 .message
                 .contains("rejected the gateway's credential")
         );
+    }
+
+    #[test]
+    fn the_logged_text_of_an_upstream_failure_is_the_redacted_one() {
+        let f = Failure::new(
+            FailureKind::Authentication,
+            "Incorrect API key provided: sk-live-TOPSECRET",
+        );
+        let logged = GatewayError::Upstream(f).to_string();
+        assert!(!logged.contains("TOPSECRET"), "{logged}");
+    }
+
+    #[test]
+    fn a_huge_model_name_is_quoted_only_in_part() {
+        let e = GatewayError::ModelNotFound("m".repeat(1 << 20));
+        assert!(
+            e.to_string().len() < 2 * MAX_QUOTE,
+            "the log line is bounded"
+        );
+        assert!(e.body().error.message.len() < 2 * MAX_QUOTE);
+        assert_eq!(clip("ééé", 3), "é…", "cut on a character boundary");
+    }
+
+    #[test]
+    fn bad_request_messages_and_params_are_clipped() {
+        let e = GatewayError::BadRequest {
+            message: format!("unknown field {}", "x".repeat(1 << 20)),
+            param: Some("x".repeat(1 << 20)),
+        };
+        assert!(e.to_string().len() <= 4 * MAX_QUOTE + 3);
+        let body = e.body();
+        assert!(body.error.message.len() <= 4 * MAX_QUOTE + 3);
+        assert!(body.error.param.unwrap().len() <= MAX_QUOTE + 3);
     }
 
     #[test]

@@ -120,11 +120,41 @@ pub struct TokenCounts {
     pub cached_input: u64,
     /// Reasoning.
     pub reasoning: u64,
+    /// Input written to a prompt cache (5-minute tier), not in `input`.
+    pub cache_write: u64,
+    /// Input written to Anthropic's 1-hour prompt cache, not in `input`.
+    pub cache_write_1h: u64,
+}
+
+/// Labels of `tollgate_cost_usd_total`: bounded, since teams come from client-key Secrets,
+/// never from a client's header.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    /// Route id.
+    pub route: String,
+    /// Provider id.
+    pub provider: String,
+    /// Provider model.
+    pub model: String,
+    /// The client key's team (empty without one).
+    pub team: String,
+}
+
+/// Labels of the budget decision counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    /// Budget id.
+    pub budget: String,
+    /// `rejected`, `downgraded`, `over` (alert or shadow mode), `unavailable` (state down).
+    pub decision: &'static str,
 }
 
 /// All metrics.
 #[derive(Debug)]
 pub struct Metrics {
+    cost: Family<CostLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    budget_decisions: Family<BudgetLabels, Counter>,
+    usage_dropped: Counter,
     registry: Registry,
     tokens: Family<TokenLabels, Histogram, fn() -> Histogram>,
     duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
@@ -173,6 +203,26 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts `usd` of spend.
+    pub fn cost(&self, labels: &CostLabels, usd: f64) {
+        self.cost.get_or_create(labels).inc_by(usd);
+    }
+
+    /// Counts one budget decision.
+    pub fn budget_decision(&self, budget: &str, decision: &'static str) {
+        self.budget_decisions
+            .get_or_create(&BudgetLabels {
+                budget: budget.to_owned(),
+                decision,
+            })
+            .inc();
+    }
+
+    /// Counts a dropped usage record.
+    pub fn usage_dropped(&self) {
+        self.usage_dropped.inc();
+    }
+
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::default();
@@ -224,6 +274,24 @@ impl Metrics {
             "1 for the hash of the config being served",
             config.clone(),
         );
+        let cost = Family::<CostLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        let budget_decisions = Family::<BudgetLabels, Counter>::default();
+        let usage_dropped = Counter::default();
+        registry.register(
+            "tollgate_cost_usd",
+            "Spend in USD by route, provider, model and client-key team (exact values are in the usage records)",
+            cost.clone(),
+        );
+        registry.register(
+            "tollgate_budget_decisions",
+            "Requests a budget refused, downgraded, or saw over its limit without enforcing",
+            budget_decisions.clone(),
+        );
+        registry.register(
+            "tollgate_usage_records_dropped",
+            "Usage records dropped because the writer fell behind or failed",
+            usage_dropped.clone(),
+        );
         let attempts = Family::<AttemptLabels, Counter>::default();
         let fallbacks = Family::<RouteLabels, Counter>::default();
         let retries = Family::<ReasonLabels, Counter>::default();
@@ -255,6 +323,9 @@ impl Metrics {
             panics.clone(),
         );
         Self {
+            cost,
+            budget_decisions,
+            usage_dropped,
             registry,
             tokens,
             duration,

@@ -61,6 +61,8 @@ pub struct Snapshot {
     by_model: HashMap<String, usize>,
     clients: HashMap<u64, reqwest::Client>,
     health: BTreeMap<String, Arc<BackendHealth>>,
+    /// Client keys of this config: a rotated Secret takes effect with the next snapshot.
+    pub keys: crate::identity::KeyTable,
 }
 
 impl Snapshot {
@@ -139,7 +141,13 @@ impl Snapshot {
                 |b: &BackendConfig| resolve_backend(b, &providers, &clients, &mut health, previous);
             routes.push(RouteRuntime::compile(r, &mut resolve)?);
         }
+        if routes.iter().any(|r| r.rules_count_tokens || r.token_quota) {
+            // Exact counts need the tokenizer's tables: load them here, off the hot path.
+            crate::routing::tokens::load_tokenizer();
+        }
+        let keys = crate::identity::KeyTable::new(&config);
         Ok(Self {
+            keys,
             config,
             hash,
             fingerprint,
@@ -149,6 +157,11 @@ impl Snapshot {
             clients,
             health,
         })
+    }
+
+    /// The route with id `id` (`namespace/name`), e.g. a budget's `downgradeTo`.
+    pub fn route_by_id(&self, id: &str) -> Option<&RouteRuntime> {
+        self.routes.iter().find(|r| r.config.id == id)
     }
 
     /// The route serving `model` (by name or alias).
@@ -199,13 +212,10 @@ fn resolve_backend(
             Arc::clone(h)
         })
         .collect();
+    let model = provider.config.models.iter().find(|m| m.name == b.model);
     Some(Arc::new(Backend {
-        context_window: provider
-            .config
-            .models
-            .iter()
-            .find(|m| m.name == b.model)
-            .and_then(|m| m.context_window),
+        context_window: model.and_then(|m| m.context_window),
+        pricing: model.map(|m| m.pricing.clone()),
         config: b.clone(),
         provider,
         health: healths,

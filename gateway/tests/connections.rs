@@ -42,6 +42,7 @@ async fn gateway(limits: ConnectionLimits, drain: Duration) -> (Running, tempfil
         recheck: Duration::from_secs(60),
         health: test_health(),
         limits,
+        pays: Default::default(),
     })
     .await
     .unwrap();
@@ -209,5 +210,41 @@ async fn a_malformed_chunked_body_is_a_400_not_a_413() {
     let answer = read_until_closed(&mut socket).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("invalid_request_error"), "{answer}");
+    g.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_http2_connection_pinging_between_requests_is_idle_not_a_slow_head() {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let (g, _dir) = gateway(
+        ConnectionLimits {
+            idle: Duration::from_secs(60),
+            ..limits()
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+    let tcp = TcpStream::connect(g.api_addr).await.unwrap();
+    // Frequent pings: control frames between requests, as HTTP/2 clients send.
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(100))
+        .keep_alive_while_idle(true)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for i in 0..3 {
+        let req = http::Request::get(format!("http://{}/v1/models", g.api_addr))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = send
+            .send_request(req)
+            .await
+            .unwrap_or_else(|e| panic!("request {i} on the same connection: {e}"));
+        assert_eq!(response.status(), 200);
+        // Longer than the header-read timeout: only a head deadline would close it now.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
     g.shutdown().await;
 }

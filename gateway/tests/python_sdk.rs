@@ -1,5 +1,5 @@
 //! The official OpenAI Python SDK against the real gateway (chat, stream, tool calls,
-//! embeddings, errors). Needs `python3` with the `openai` package: CI installs it; elsewhere
+//! embeddings from the mock and from Gemini with the SDK's default base64 encoding, errors). Needs `python3` with the `openai` package: CI installs it; elsewhere
 //! the test skips with a message (and fails under `CI=true`, so CI cannot pass by skipping).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail the test loudly
@@ -36,7 +36,15 @@ async fn the_openai_python_sdk_works_against_the_gateway() {
         );
         return;
     };
-    let (g, _dir) = start_with(MOCK).await;
+    // Gemini answers embeddings as floats; the SDK asks for base64 by default.
+    let gemini = tollgate_gateway::mock_upstream::spawn(Default::default())
+        .await
+        .unwrap();
+    let (g, _dir) = start_with(&format!(
+        "{MOCK}\n---\n{}",
+        gemini_embeddings_route(&gemini.url())
+    ))
+    .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk.py");
     let base = api(&g, "/v1");
     let output =

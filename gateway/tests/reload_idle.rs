@@ -39,6 +39,7 @@ async fn an_idle_gateway_does_not_reload() {
         recheck: Duration::from_secs(3600),
         health: test_health(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap();

@@ -209,6 +209,10 @@ fn render_command(args: &RenderArgs) -> ExitCode {
     for p in &compiled.problems {
         eprintln!("problem: {p}");
     }
+    let (_, _, key_problems) = manifests.client_keys();
+    for p in &key_problems {
+        eprintln!("problem: Secret {}: {}: {}", p.secret, p.field, p.message);
+    }
     let config = match render::config_text(&compiled) {
         Ok(c) => c,
         Err(e) => {
@@ -263,13 +267,17 @@ fn render_command(args: &RenderArgs) -> ExitCode {
             }
         }
     }
-    if load_errors.is_empty() && compiled.problems.is_empty() && manifests.warnings.is_empty() {
+    if load_errors.is_empty()
+        && compiled.problems.is_empty()
+        && key_problems.is_empty()
+        && manifests.warnings.is_empty()
+    {
         ExitCode::SUCCESS
     } else {
         eprintln!(
             "render: {} load error(s), {} problem(s), {} warning(s)",
             load_errors.len(),
-            compiled.problems.len(),
+            compiled.problems.len() + key_problems.len(),
             manifests.warnings.len()
         );
         ExitCode::FAILURE

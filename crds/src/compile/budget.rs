@@ -113,6 +113,11 @@ pub(super) fn compile_all(
                 .as_ref()
                 .map(|s| s.teams.clone())
                 .unwrap_or_default(),
+            keys: spec
+                .scope
+                .as_ref()
+                .map(|s| s.keys.iter().map(|k| format!("{ns}/{k}")).collect())
+                .unwrap_or_default(),
             limit,
             period,
             action,

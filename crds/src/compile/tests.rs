@@ -581,7 +581,7 @@ fn route_timeouts_override_provider_timeouts_one_by_one() {
 }
 
 #[test]
-fn budgets_are_checked_but_reported_unsupported_until_enforced() {
+fn broken_budgets_are_reported_by_field_and_left_out() {
     let mut w = World::new();
     w.routes.push(route(
         "chat",
@@ -602,7 +602,6 @@ fn budgets_are_checked_but_reported_unsupported_until_enforced() {
     assert_eq!(
         summary(&c),
         vec![
-            ("monthly".into(), "spec".into(), Reason::Unsupported),
             (
                 "monthly".into(),
                 "spec.downgradeTo.name".into(),
@@ -621,6 +620,35 @@ fn budgets_are_checked_but_reported_unsupported_until_enforced() {
         ]
     );
     assert!(c.config.budgets.is_empty());
+}
+
+#[test]
+fn a_valid_budget_is_compiled_with_its_scope() {
+    let mut w = World::new();
+    w.routes.push(route(
+        "chat",
+        "2026-01-01T00:00:00Z",
+        json!({"model": "chat", "backends": [backend("mock", "mock-chat")]}),
+    ));
+    w.budgets.push(budget(
+        "research",
+        json!({
+            "scope": {"teams": ["research"], "keys": ["app"]},
+            "limit": {"amount": "250.00", "period": "daily", "timeZone": "Europe/Berlin"},
+            "action": "reject",
+            "alertThresholds": [50, 80],
+            "shadowMode": true,
+        }),
+    ));
+    let c = w.compile();
+    assert!(summary(&c).is_empty(), "{:?}", summary(&c));
+    let b = &c.config.budgets[0];
+    assert_eq!(b.routes.len(), 1);
+    assert_eq!(b.teams, vec!["research".to_owned()]);
+    assert_eq!(b.keys.len(), 1);
+    assert!(b.keys[0].ends_with("/app"), "{:?}", b.keys);
+    assert_eq!(b.limit.to_string(), "250.00");
+    assert!(b.shadow_mode);
 }
 
 #[test]

@@ -33,10 +33,7 @@ pub(super) fn route(spec: &LLMRouteSpec) -> Vec<(&'static str, String)> {
     out
 }
 
-/// Budgets are defined and compiled, but nothing enforces or meters them yet.
+/// Not-yet-built budget fields: none.
 pub(super) fn budget(_spec: &LLMBudgetSpec) -> Vec<(&'static str, String)> {
-    vec![(
-        "spec",
-        "budget metering and enforcement are not built yet: this budget is checked but has no effect".to_owned(),
-    )]
+    Vec::new()
 }

@@ -35,6 +35,13 @@ pub struct GatewayConfig {
     pub routes: Vec<RouteConfig>,
     /// Budgets, sorted by `id`.
     pub budgets: Vec<BudgetConfig>,
+    /// Client keys (hashes only), sorted by `id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_keys: Vec<ClientKeyConfig>,
+    /// Namespaces whose routes require a client key: those with at least one client-key
+    /// Secret, even when every key in them was refused (fail closed). Sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keyed_namespaces: Vec<String>,
     /// The objects (and generations) this config was compiled from, sorted.
     pub sources: Vec<Source>,
 }
@@ -165,8 +172,16 @@ pub struct Pricing {
     pub output: Decimal,
     /// Input tokens read from a prompt cache.
     pub cached_input: Decimal,
-    /// Input tokens written to a prompt cache.
+    /// Input tokens written to a prompt cache (Anthropic: the 5-minute tier).
     pub cache_write: Decimal,
+    /// Input tokens written to Anthropic's 1-hour prompt cache. Always set by compile;
+    /// absent in configs from older operators, where it means twice `input`.
+    #[serde(
+        default,
+        rename = "cacheWrite1h",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache_write_1h: Option<Decimal>,
     /// Reasoning tokens.
     pub reasoning: Decimal,
 }
@@ -364,6 +379,29 @@ pub struct RetryConfig {
     pub budget_percent: u32,
 }
 
+/// A client key, resolved from a labelled Secret: only SHA-256 hashes of the key values
+/// ever leave the operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientKeyConfig {
+    /// `namespace/name` of the Secret: the key id in logs, metrics and usage records.
+    pub id: String,
+    /// The namespace whose routes the key may call.
+    pub namespace: String,
+    /// Lower-case hex SHA-256 of each accepted key value (`key`, and `previous-key` during a
+    /// rotation).
+    pub sha256: Vec<String>,
+    /// The team requests with this key are attributed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Route ids the key may call; empty means every route of its namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    /// When the key stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
 /// A budget, resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -372,9 +410,12 @@ pub struct BudgetConfig {
     pub id: String,
     /// Route ids counted; the namespace's routes when the scope names none.
     pub routes: Vec<String>,
-    /// Teams counted (`x-tollgate-team`); empty means every request.
+    /// Teams counted (the team of the request's client key); empty means every team.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub teams: Vec<String>,
+    /// Client key ids (`namespace/secret`) counted; empty means every key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
     /// The limit in USD.
     pub limit: Decimal,
     /// The period.
@@ -441,6 +482,8 @@ impl GatewayConfig {
             providers: Vec::new(),
             routes: Vec::new(),
             budgets: Vec::new(),
+            client_keys: Vec::new(),
+            keyed_namespaces: Vec::new(),
             sources: Vec::new(),
         }
     }

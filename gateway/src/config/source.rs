@@ -123,6 +123,15 @@ fn load_manifests(paths: &[PathBuf]) -> Result<Loaded, String> {
         let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         return Err(format!("manifests cannot be read: {}", messages.join("; ")));
     }
+    // An empty or comment-only file (an editor's truncation, a bad checkout) would otherwise
+    // compile to a config serving nothing and replace the good one.
+    if manifests.providers.is_empty() && manifests.routes.is_empty() && manifests.budgets.is_empty()
+    {
+        return Err(
+            "the manifests hold no LLMProvider, LLMRoute or LLMBudget; refusing an empty config"
+                .to_owned(),
+        );
+    }
     let catalogue = PriceCatalogue::builtin().map_err(|e| e.to_string())?;
     let compiled = manifests.compile(catalogue).map_err(|e| e.to_string())?;
     let secrets = manifests.gateway_secret_data(&compiled.config);

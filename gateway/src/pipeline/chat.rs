@@ -1,6 +1,5 @@
 //! Chat completions (`POST /v1/chat/completions`), answered as JSON or as a stream.
 
-use bytes::Bytes;
 use http::HeaderMap;
 
 use super::{
@@ -44,6 +43,10 @@ impl Operation for Chat {
         tokens::prompt_tokens(req)
     }
 
+    fn max_output_tokens(req: &ChatRequest) -> Option<u64> {
+        req.output_limit().map(u64::from)
+    }
+
     fn plan<'a>(
         route: &'a RouteRuntime,
         req: &ChatRequest,
@@ -75,11 +78,9 @@ impl Operation for Chat {
             return Ok(Answer::Stream(Box::new(reader)));
         }
         let bytes = clock.wait(upstream.bytes(clock.deadlines.total)).await?;
-        let answer = adapter.chat_response(target, &bytes)?;
-        let body = serde_json::to_vec(&answer)
-            .map_err(|e| Failure::protocol(format!("answer cannot be encoded: {e}")))?;
+        let answer = adapter.chat_answer(target, bytes)?;
         Ok(Answer::Json(JsonAnswer {
-            body: Bytes::from(body),
+            body: answer.body,
             tokens: answer.usage.as_ref().map(token_counts),
             total_tokens: answer.usage.as_ref().map(|u| u.total_tokens),
             model: answer.model,

@@ -58,12 +58,13 @@ impl Operation for Embeddings {
     async fn receive(
         adapter: &Adapter,
         target: &Target<'_>,
-        _req: &EmbeddingsRequest,
+        req: &EmbeddingsRequest,
         upstream: UpstreamResponse,
         mut clock: Clock,
     ) -> Result<Answer, Failure> {
         let bytes = clock.wait(upstream.bytes(clock.deadlines.total)).await?;
-        let answer = adapter.embeddings_response(target, &bytes)?;
+        let mut answer = adapter.embeddings_response(target, &bytes)?;
+        answer.encode_as(req.encoding_format.as_deref());
         let body = serde_json::to_vec(&answer)
             .map_err(|e| Failure::protocol(format!("answer cannot be encoded: {e}")))?;
         Ok(Answer::Json(JsonAnswer {

@@ -31,6 +31,7 @@
 pub mod call;
 pub mod chat;
 pub mod embeddings;
+pub mod pays;
 pub mod respond;
 pub mod settle;
 pub mod stream;
@@ -73,6 +74,8 @@ pub struct Shared {
     pub max_body: usize,
     /// Ejection thresholds and cooldowns.
     pub health_settings: HealthSettings,
+    /// Budgets and usage records.
+    pub pays: Arc<pays::Pays>,
 }
 
 /// One kind of request the pipeline serves.
@@ -94,6 +97,11 @@ pub trait Operation: Send + Sync + 'static {
 
     /// An estimate of the prompt's tokens (called only when something needs it).
     fn prompt_tokens(req: &Self::Request) -> u64;
+
+    /// The most output tokens the request allows (`max_tokens`), for budget reservations.
+    fn max_output_tokens(_req: &Self::Request) -> Option<u64> {
+        None
+    }
 
     /// The backends to try, in order.
     fn plan<'a>(
@@ -168,14 +176,47 @@ async fn run<O: Operation>(
     O::check(req)?;
     let snapshot = shared.config.snapshot().ok_or(GatewayError::NotReady)?;
     let model = O::model(req);
-    let route = snapshot
+    let mut route = snapshot
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
-    // 2. size.
-    let prompt = size::<O>(route, req);
-    // 3. plan.
-    let plan = O::plan(route, req, headers, prompt.tokens);
+    let identity = pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
+    // 2. size, 3. plan, then the budgets in scope reserve the estimate; a full `downgrade`
+    // budget sends the request once to its cheaper route.
+    let mut downgraded = false;
+    let (prompt, plan, reservations) = loop {
+        let prompt = size::<O>(route, req);
+        let plan = O::plan(route, req, headers, prompt.tokens);
+        let budgets = pays::budgets_for(&snapshot, &route.config.id, &identity);
+        if budgets.is_empty() {
+            break (prompt, plan, Vec::new());
+        }
+        let tokens = if prompt.tokens > 0 {
+            prompt.tokens
+        } else {
+            O::prompt_tokens(req)
+        };
+        let estimate = pays::estimate_for(&plan, tokens, O::max_output_tokens(req));
+        match pays::admit(&shared.pays, &shared.metrics, &budgets, estimate).await? {
+            pays::Decision::Serve(r) => break (prompt, plan, r),
+            pays::Decision::Downgrade { budget, route: to } => {
+                route = match snapshot.route_by_id(&to) {
+                    Some(r) if !downgraded => r,
+                    _ => return Err(GatewayError::BudgetExceeded { budget }),
+                };
+                downgraded = true;
+            }
+        }
+    };
+    let mut bill = Some(pays::Bill {
+        pays: Arc::clone(&shared.pays),
+        identity,
+        reservations,
+        request_id: request_id.to_owned(),
+    });
     if plan.backends.is_empty() {
+        if let Some(b) = bill.take() {
+            b.release();
+        }
         return Err(GatewayError::NoBackend {
             model: model.to_owned(),
             why: format!(
@@ -263,16 +304,21 @@ async fn run<O: Operation>(
             quota: pick.quota.map(|q| (Arc::clone(q), prompt.tokens)),
             fallback: pick.fallback,
             route: Arc::clone(&route.id),
+            span: tracing::Span::current(),
+            bill: bill.take(),
         };
         return Ok(match answer {
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
-                settle.finish(None, json.total_tokens, json.tokens, busy);
-                respond::json(json.body, &served)
+                let cost = settle.finish(None, json.total_tokens, json.tokens, busy);
+                respond::json(json.body, &served, cost)
             }
             Answer::Stream(reader) => respond::stream(*reader, settle, &served),
         });
+    }
+    if let Some(b) = bill.take() {
+        b.release();
     }
     Err(walk.into_error(model))
 }
@@ -284,14 +330,7 @@ fn size<O: Operation>(route: &RouteRuntime, req: &O::Request) -> PromptSize {
     if bytes == 0 {
         return PromptSize::default();
     }
-    let needed = route.rules_count_tokens
-        || route
-            .list
-            .backends
-            .iter()
-            .chain(&route.fallbacks)
-            .chain(route.rules.iter().flat_map(|r| &r.list.backends))
-            .any(|b| b.provider.limits_tokens() || b.window_may_overflow(bytes));
+    let needed = route.needs_prompt_tokens(bytes);
     PromptSize {
         tokens: if needed { O::prompt_tokens(req) } else { 0 },
     }

@@ -51,10 +51,17 @@ impl Served<'_> {
     }
 }
 
-/// A JSON answer.
-pub fn json(body: Bytes, served: &Served<'_>) -> Response<Body> {
+/// A JSON answer, with its cost in `x-tollgate-cost-usd` when the usage is known.
+pub fn json(
+    body: Bytes,
+    served: &Served<'_>,
+    cost: Option<rust_decimal::Decimal>,
+) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
+    if let Some(v) = cost.and_then(|c| HeaderValue::from_str(&super::pays::cost_header(c)).ok()) {
+        h.insert("x-tollgate-cost-usd", v);
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

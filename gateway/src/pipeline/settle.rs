@@ -25,11 +25,17 @@ use crate::{
 pub fn token_counts(u: &Usage) -> TokenCounts {
     let cached = u.cached();
     let reasoning = u.reasoning();
+    let writes = u.cache_write_tokens.saturating_add(u.cache_write_1h_tokens);
     TokenCounts {
-        input: u.prompt_tokens.saturating_sub(cached),
+        input: u
+            .prompt_tokens
+            .saturating_sub(cached)
+            .saturating_sub(writes),
         output: u.completion_tokens.saturating_sub(reasoning),
         cached_input: cached,
         reasoning,
+        cache_write: u.cache_write_tokens,
+        cache_write_1h: u.cache_write_1h_tokens,
     }
 }
 
@@ -54,19 +60,26 @@ pub struct Settle {
     pub fallback: bool,
     /// The route id, for attempt metrics.
     pub route: Arc<str>,
+    /// The request's span (request id, operation), for what a stream logs after the
+    /// handler returned.
+    pub span: tracing::Span,
+    /// Who pays: identity, budget reservations, the usage record (taken by the one answer
+    /// that succeeds, so always present here).
+    pub bill: Option<super::pays::Bill>,
 }
 
 impl Settle {
     /// The answer is complete (`error_type` `None`) or ended by `error_type`: records the
     /// request, the gateway's own time `busy`, the attempt's outcome, and corrects the quota
-    /// with `total_tokens`.
+    /// with `total_tokens`; then prices the answer and settles its bill. Returns the cost
+    /// when the usage is known.
     pub fn finish(
         &mut self,
         error_type: Option<&'static str>,
         total_tokens: Option<u64>,
         tokens: Option<TokenCounts>,
         busy: Duration,
-    ) {
+    ) -> Option<rust_decimal::Decimal> {
         self.labels.error_type = error_type.unwrap_or("");
         if let (Some((quota, estimated)), Some(actual)) = (&self.quota, total_tokens) {
             quota.settle(Instant::now(), *estimated, actual);
@@ -85,10 +98,23 @@ impl Settle {
             error_type.unwrap_or("success"),
             self.fallback,
         );
+        let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.bill.as_mut().and_then(|bill| {
+            bill.settle(
+                &self.metrics,
+                &self.backend,
+                &self.route,
+                self.labels.gen_ai_operation_name,
+                tokens,
+                error_type.unwrap_or("ok"),
+                latency_ms,
+            )
+        })
     }
 
     /// A stream failed after its first chunk: it counts against the backend's health.
     pub fn stream_failed(&self, failure: &Failure) {
+        let _in_request = self.span.enter();
         if let Some(ejection) =
             self.health
                 .record_failure(Instant::now(), failure.kind, &self.settings)

@@ -153,7 +153,16 @@ impl ChatStream {
                 Err(failure) => self.fail(failure),
                 Ok(_) if self.reader.ended => {
                     self.finished = true;
-                    self.record(None);
+                    // The cost is known only now: it goes out as an SSE comment just before
+                    // `[DONE]` (headers left long ago; clients ignore comments).
+                    if let Some(cost) = self.record(None) {
+                        let comment = Bytes::from(format!(
+                            ": x-tollgate-cost-usd={}\n\n",
+                            super::pays::cost_header(cost)
+                        ));
+                        let at = self.reader.pending.len().saturating_sub(1);
+                        self.reader.pending.insert(at, comment);
+                    }
                 }
                 Ok(_) => {}
             }
@@ -169,17 +178,18 @@ impl ChatStream {
         let json = serde_json::to_vec(&body).unwrap_or_default();
         self.reader.pending.push_back(data_frame(&json));
         self.finished = true;
-        self.record(Some(failure.kind.as_str()));
+        let _ = self.record(Some(failure.kind.as_str()));
     }
 
-    /// Records the request once: `None` for a clean end, else the error type.
-    fn record(&mut self, error_type: Option<&'static str>) {
+    /// Records the request once: `None` for a clean end, else the error type. Returns the
+    /// cost when the usage is known.
+    fn record(&mut self, error_type: Option<&'static str>) -> Option<rust_decimal::Decimal> {
         if self.recorded {
-            return;
+            return None;
         }
         self.recorded = true;
         let usage = self.reader.usage.as_ref();
-        self.settle.finish(
+        let cost = self.settle.finish(
             error_type,
             usage.map(|u| u.total_tokens),
             usage.map(token_counts),
@@ -189,12 +199,13 @@ impl ChatStream {
             let output = usage.map_or(0, |u| u.completion_tokens);
             self.settle.stream_timing(first, output);
         }
+        cost
     }
 }
 
 impl Drop for ChatStream {
     fn drop(&mut self) {
         // The client went away before the end: count it; dropping the upstream cancels it.
-        self.record(Some("client_disconnected"));
+        let _ = self.record(Some("client_disconnected"));
     }
 }

@@ -662,6 +662,18 @@ struct AnthropicUsage {
     cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
     cache_read_input_tokens: Option<u64>,
+    /// The cache writes split by tier (newer API versions).
+    #[serde(default)]
+    cache_creation: Option<CacheCreation>,
+}
+
+/// `usage.cache_creation`: cache writes per tier.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+struct CacheCreation {
+    #[serde(default)]
+    ephemeral_5m_input_tokens: u64,
+    #[serde(default)]
+    ephemeral_1h_input_tokens: u64,
 }
 
 impl AnthropicUsage {
@@ -675,13 +687,23 @@ impl AnthropicUsage {
         self.cache_read_input_tokens = newer
             .cache_read_input_tokens
             .or(self.cache_read_input_tokens);
+        self.cache_creation = newer.cache_creation.or(self.cache_creation);
     }
 
     fn to_openai(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let prompt =
-            self.input_tokens.unwrap_or(0) + cached + self.cache_creation_input_tokens.unwrap_or(0);
+        let writes = self.cache_creation_input_tokens.unwrap_or(0);
+        let prompt = self.input_tokens.unwrap_or(0) + cached + writes;
+        let cost = crate::cost::TokenUsage::from_anthropic(
+            0,
+            writes,
+            self.cache_creation
+                .map(|c| (c.ephemeral_5m_input_tokens, c.ephemeral_1h_input_tokens)),
+            0,
+            0,
+        );
         Usage::new(prompt, self.output_tokens.unwrap_or(0), cached, 0)
+            .with_cache_writes(cost.cache_write, cost.cache_write_1h)
     }
 }
 

@@ -176,8 +176,8 @@ fn a_streamed_json_schema_answer_is_content_with_stop() {
     assert_eq!(finish, "stop");
     assert_eq!(
         usage,
-        Usage::new(310 + 200, 24, 0, 0),
-        "cache writes count as prompt"
+        Usage::new(310 + 200, 24, 0, 0).with_cache_writes(200, 0),
+        "cache writes count as prompt, as 5-minute writes"
     );
 }
 

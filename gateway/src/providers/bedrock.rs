@@ -360,6 +360,7 @@ impl UsageIn {
         let prompt =
             self.input_tokens + self.cache_read_input_tokens + self.cache_write_input_tokens;
         Usage::new(prompt, self.output_tokens, self.cache_read_input_tokens, 0)
+            .with_cache_writes(self.cache_write_input_tokens, 0)
     }
 }
 

@@ -464,7 +464,10 @@ fn text_answers_join_text_and_keep_reasoning_and_cache_usage() {
         "The user greets me; answer briefly."
     );
     assert_eq!(choice.finish_reason.as_deref(), Some("stop"));
-    assert_eq!(resp.usage, Some(Usage::new(12 + 1000 + 200, 31, 1000, 0)));
+    assert_eq!(
+        resp.usage,
+        Some(Usage::new(12 + 1000 + 200, 31, 1000, 0).with_cache_writes(200, 0))
+    );
 }
 
 #[test]

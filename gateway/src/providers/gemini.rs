@@ -29,8 +29,8 @@
 //! Answers: thought parts go to `reasoning_content`, never `content`; a call's id is the
 //! part's `id` or `call_{request_id}_{n}`. A stream has no end event: it is complete when
 //! every candidate carried a `finishReason`. Embeddings: Gemini reports no token usage, so
-//! `prompt_tokens` is 0; `encoding_format: base64` is refused (the answer parser cannot see
-//! the request).
+//! `prompt_tokens` is 0; `encoding_format: base64` is encoded by the gateway from Gemini's
+//! floats (little-endian float32, as OpenAI sends it).
 
 use std::time::Duration;
 
@@ -148,8 +148,14 @@ impl ProviderAdapter for Gemini {
         if texts.is_empty() {
             return Err(RequestError::new("input must not be empty", Some("input")));
         }
-        if let Some(format) = req.encoding_format.as_deref().filter(|f| *f != "float") {
-            let msg = format!("encoding_format {format:?} is not supported by Gemini; use float");
+        // Gemini answers floats; `base64` (the OpenAI SDKs' default) is encoded by the
+        // gateway (`EmbeddingsResponse::encode_as`).
+        if let Some(format) = req
+            .encoding_format
+            .as_deref()
+            .filter(|f| !matches!(*f, "float" | "base64"))
+        {
+            let msg = format!("encoding_format {format:?} is not supported; use float or base64");
             return Err(RequestError::new(msg, Some("encoding_format")));
         }
         if let Some(key) = req.rest.keys().find(|k| k.as_str() != "user") {

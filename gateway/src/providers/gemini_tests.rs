@@ -815,7 +815,7 @@ fn embeddings_request_and_refusals() {
         (json!({"model": "m", "input": [[1, 2, 3]]}), "input"),
         (json!({"model": "m", "input": []}), "input"),
         (
-            json!({"model": "m", "input": "x", "encoding_format": "base64"}),
+            json!({"model": "m", "input": "x", "encoding_format": "float16"}),
             "encoding_format",
         ),
         (

@@ -282,9 +282,9 @@ fn chat(req: &ChatRequest, request_id: &str, created: i64) -> (StatusCode, Vec<B
         Delta::default(),
         Some(finish.into()),
     ));
-    if req.include_usage() {
-        chunks.push(ChatChunk::usage(&id, model, created, usage));
-    }
+    // Always, like a real upstream asked for `include_usage` (the OpenAI adapter always asks):
+    // the pipeline meters it and strips it when the client did not ask.
+    chunks.push(ChatChunk::usage(&id, model, created, usage));
     let mut frames: Vec<Bytes> = chunks
         .iter()
         .map(|c| crate::stream::sse::data_frame(&serde_json::to_vec(c).unwrap_or_default()))
@@ -293,6 +293,9 @@ fn chat(req: &ChatRequest, request_id: &str, created: i64) -> (StatusCode, Vec<B
     (StatusCode::OK, frames)
 }
 
+/// Most inputs one embeddings request may carry (OpenAI's limit).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+
 fn embeddings(req: &EmbeddingsRequest) -> (StatusCode, Vec<Bytes>) {
     let Some(texts) = req.input.texts() else {
         return error(
@@ -300,6 +303,16 @@ fn embeddings(req: &EmbeddingsRequest) -> (StatusCode, Vec<Bytes>) {
             "mock: token-array input is not supported",
         );
     };
+    // OpenAI's own bound. Unbounded, a 1 MB body of tiny inputs became ~500 MB of answer.
+    if texts.len() > MAX_EMBEDDING_INPUTS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "mock: input has {} items; at most {MAX_EMBEDDING_INPUTS} are allowed",
+                texts.len()
+            ),
+        );
+    }
     let dims = req.dimensions.unwrap_or(8).clamp(1, 64) as usize;
     let data: Vec<Value> = texts
         .iter()

@@ -19,8 +19,19 @@ use http::{HeaderMap, Method, StatusCode};
 use tollgate_crds::config::{ProviderConfig, ProviderType};
 
 use crate::wire::openai::{
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse,
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, Usage,
 };
+
+/// A successful non-streamed chat answer, encoded for the client, with what it meters.
+#[derive(Clone, Debug)]
+pub struct ChatAnswer {
+    /// The client's body (OpenAI JSON).
+    pub body: Bytes,
+    /// The model that answered.
+    pub model: String,
+    /// Token usage, when the provider reported it.
+    pub usage: Option<Usage>,
+}
 
 /// A secret value that never prints.
 #[derive(Clone, PartialEq, Eq)]
@@ -134,6 +145,20 @@ pub trait ProviderAdapter {
     /// Parses a successful (2xx) non-streamed answer.
     fn chat_response(&self, target: &Target<'_>, body: &[u8]) -> Result<ChatResponse, Failure>;
 
+    /// The client's body for a successful answer: by default parsed with
+    /// [`chat_response`](Self::chat_response) and encoded again; an adapter whose provider
+    /// already speaks OpenAI may pass the body through.
+    fn chat_answer(&self, target: &Target<'_>, body: Bytes) -> Result<ChatAnswer, Failure> {
+        let answer = self.chat_response(target, &body)?;
+        let encoded = serde_json::to_vec(&answer)
+            .map_err(|e| Failure::protocol(format!("answer cannot be encoded: {e}")))?;
+        Ok(ChatAnswer {
+            body: Bytes::from(encoded),
+            model: answer.model,
+            usage: answer.usage,
+        })
+    }
+
     /// Classifies a non-2xx answer, refining [`classify_status`] from the body.
     fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Failure;
 
@@ -186,8 +211,8 @@ pub enum Adapter {
 pub enum AnyStream {
     /// OpenAI-type.
     OpenAI(<openai::OpenAI as ProviderAdapter>::Stream),
-    /// Anthropic.
-    Anthropic(<anthropic::Anthropic as ProviderAdapter>::Stream),
+    /// Anthropic (boxed: its usage and tool state make it several times the others' size).
+    Anthropic(Box<<anthropic::Anthropic as ProviderAdapter>::Stream>),
     /// Gemini.
     Gemini(<gemini::Gemini as ProviderAdapter>::Stream),
     /// Bedrock.
@@ -236,6 +261,11 @@ impl Adapter {
         dispatch!(self, a => a.chat_response(target, body))
     }
 
+    /// See [`ProviderAdapter::chat_answer`].
+    pub fn chat_answer(&self, target: &Target<'_>, body: Bytes) -> Result<ChatAnswer, Failure> {
+        dispatch!(self, a => a.chat_answer(target, body))
+    }
+
     /// See [`ProviderAdapter::error`].
     pub fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Failure {
         dispatch!(self, a => a.error(status, headers, body))
@@ -263,7 +293,7 @@ impl Adapter {
     pub fn stream(&self, target: &Target<'_>) -> AnyStream {
         match self {
             Adapter::OpenAI(a) => AnyStream::OpenAI(a.stream(target)),
-            Adapter::Anthropic(a) => AnyStream::Anthropic(a.stream(target)),
+            Adapter::Anthropic(a) => AnyStream::Anthropic(Box::new(a.stream(target))),
             Adapter::Gemini(a) => AnyStream::Gemini(a.stream(target)),
             Adapter::Bedrock(a) => AnyStream::Bedrock(a.stream(target)),
             Adapter::Mock(a) => AnyStream::Mock(a.stream(target)),

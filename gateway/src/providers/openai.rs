@@ -15,13 +15,14 @@ use serde_json::Value;
 use tollgate_crds::config::{ProviderConfig, ProviderType};
 
 use super::{
-    Failure, FailureKind, ProviderAdapter, RequestError, Secret, StreamTranslator, Target,
-    UpstreamRequest, classify_status, quote, retry_after,
+    ChatAnswer, Failure, FailureKind, ProviderAdapter, RequestError, Secret, StreamTranslator,
+    Target, UpstreamRequest, classify_status, quote, retry_after,
 };
 use crate::{
     stream::sse::SseDecoder,
     wire::openai::{
-        ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, StreamOptions,
+        ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, Message, Stop,
+        StreamOptions, Tool, Usage,
     },
 };
 
@@ -109,6 +110,91 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, RequestError> {
         .map_err(|e| RequestError::new(format!("request cannot be encoded: {e}"), None))
 }
 
+/// The client's request as sent upstream: every field borrowed (nothing is copied), `model`
+/// replaced, and `stream_options.include_usage` set on streams.
+#[derive(serde::Serialize)]
+struct Outgoing<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a Vec<Tool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a Stop>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(flatten)]
+    rest: &'a serde_json::Map<String, Value>,
+}
+
+impl<'a> Outgoing<'a> {
+    fn new(req: &'a ChatRequest, model: &'a str) -> Self {
+        // No `..`: a field added to `ChatRequest` must be added here, or this fails to compile.
+        let ChatRequest {
+            model: _,
+            messages,
+            stream,
+            stream_options,
+            tools,
+            tool_choice,
+            response_format,
+            n,
+            stop,
+            max_tokens,
+            max_completion_tokens,
+            temperature,
+            top_p,
+            seed,
+            user,
+            rest,
+        } = req;
+        let stream_options = if req.is_stream() {
+            let mut options = stream_options.clone().unwrap_or_default();
+            options.include_usage = Some(true);
+            Some(options)
+        } else {
+            stream_options.clone()
+        };
+        Self {
+            model,
+            messages,
+            stream: *stream,
+            stream_options,
+            tools: tools.as_ref(),
+            tool_choice: tool_choice.as_ref(),
+            response_format: response_format.as_ref(),
+            n: *n,
+            stop: stop.as_ref(),
+            max_tokens: *max_tokens,
+            max_completion_tokens: *max_completion_tokens,
+            temperature: *temperature,
+            top_p: *top_p,
+            seed: *seed,
+            user: user.as_deref(),
+            rest,
+        }
+    }
+}
+
 impl ProviderAdapter for OpenAI {
     type Stream = OpenAIStream;
 
@@ -117,25 +203,45 @@ impl ProviderAdapter for OpenAI {
         target: &Target<'_>,
         req: &ChatRequest,
     ) -> Result<UpstreamRequest, RequestError> {
-        let mut upstream = req.clone();
-        upstream.model = target.model.to_owned();
-        if upstream.is_stream() {
-            let options = upstream
-                .stream_options
-                .get_or_insert_with(StreamOptions::default);
-            options.include_usage = Some(true);
-        }
+        let body = encode(&Outgoing::new(req, target.model))?;
         json_request(
             endpoint(target, "chat/completions"),
             target.provider,
             auth(target),
-            encode(&upstream)?,
+            body,
         )
     }
 
     fn chat_response(&self, _target: &Target<'_>, body: &[u8]) -> Result<ChatResponse, Failure> {
         serde_json::from_slice(body).map_err(|e| {
             Failure::protocol(format!("unreadable chat completion ({e}): {}", quote(body)))
+        })
+    }
+
+    /// Passes the body through: only `model`, `choices` (that it is there) and `usage` are
+    /// read, for metering; nothing is re-encoded.
+    fn chat_answer(&self, _target: &Target<'_>, body: Bytes) -> Result<ChatAnswer, Failure> {
+        #[derive(Deserialize)]
+        struct Metered {
+            model: String,
+            #[allow(
+                dead_code,
+                reason = "required: a body without choices is no chat completion"
+            )]
+            choices: Vec<serde::de::IgnoredAny>,
+            #[serde(default)]
+            usage: Option<Usage>,
+        }
+        let metered: Metered = serde_json::from_slice(&body).map_err(|e| {
+            Failure::protocol(format!(
+                "unreadable chat completion ({e}): {}",
+                quote(&body)
+            ))
+        })?;
+        Ok(ChatAnswer {
+            body,
+            model: metered.model,
+            usage: metered.usage,
         })
     }
 

@@ -168,3 +168,44 @@ fn an_error_event_mid_stream_is_a_failure() {
     assert_eq!(f.kind, FailureKind::Server);
     assert_eq!(f.message, "The server had an error");
 }
+
+#[test]
+fn answers_pass_through_unchanged_and_are_metered() {
+    let p = provider(ProviderType::OpenAI);
+    let key = Secret::ApiKey(SecretString::new("sk-test"));
+    let body = br#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o-2024","choices":[{"index":0,"message":{"role":"assistant","content":"hi","annotations":[]},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"system_fingerprint":"fp_x","service_tier":"default"}"#;
+    let answer = OpenAI
+        .chat_answer(&target(&p, &key), bytes::Bytes::from_static(body))
+        .unwrap();
+    assert_eq!(&answer.body[..], &body[..], "not re-encoded");
+    assert_eq!(answer.model, "gpt-4o-2024");
+    assert_eq!(answer.usage.map(|u| u.total_tokens), Some(4));
+    let not_a_completion = OpenAI
+        .chat_answer(
+            &target(&p, &key),
+            bytes::Bytes::from_static(br#"{"model":"m"}"#),
+        )
+        .unwrap_err();
+    assert_eq!(not_a_completion.kind, FailureKind::Protocol);
+}
+
+#[test]
+fn every_field_is_sent_as_the_client_wrote_it_with_model_and_usage_set() {
+    let p = provider(ProviderType::OpenAI);
+    let key = Secret::ApiKey(SecretString::new("sk-test"));
+    let client = json!({
+        "model": "chat", "messages": [{"role": "user", "content": "hi", "name": "u"}],
+        "stream": true, "stream_options": {"continuous_usage_stats": true},
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tool_choice": "auto", "response_format": {"type": "json_object"}, "n": 2,
+        "stop": ["x"], "max_tokens": 5, "max_completion_tokens": 6, "temperature": 0.5,
+        "top_p": 0.9, "seed": 7, "user": "me", "logprobs": true, "metadata": {"k": "v"}
+    });
+    let req: ChatRequest = serde_json::from_value(client.clone()).unwrap();
+    let up = OpenAI.chat_request(&target(&p, &key), &req).unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(&up.body).unwrap();
+    let mut expected = client;
+    expected["model"] = json!("gpt-4o");
+    expected["stream_options"]["include_usage"] = json!(true);
+    assert_eq!(sent, expected);
+}

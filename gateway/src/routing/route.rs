@@ -81,6 +81,10 @@ pub struct RouteRuntime {
     pub budget: RetryBudget,
     /// Whether a rule matches on prompt tokens.
     pub rules_count_tokens: bool,
+    /// Whether a provider of its backends has a tokens-per-minute quota.
+    pub token_quota: bool,
+    /// The smallest context window of its backends, if any states one.
+    pub smallest_window: Option<u32>,
     /// The longest total timeout of any of its backends (the walk's deadline).
     pub longest_total: std::time::Duration,
 }
@@ -104,18 +108,39 @@ impl RouteRuntime {
             .map(|b| b.timeouts.total_ms)
             .max()
             .unwrap_or(0);
+        let list = BackendList::new(&config.backends, &mut resolve);
+        let every = || {
+            list.backends
+                .iter()
+                .chain(&fallbacks)
+                .chain(rules.iter().flat_map(|r| &r.list.backends))
+        };
+        let token_quota = every().any(|b| b.provider.limits_tokens());
+        let smallest_window = every().filter_map(|b| b.context_window).min();
         Ok(Self {
-            list: BackendList::new(&config.backends, &mut resolve),
+            list,
             fallbacks,
             budget: RetryBudget::new(config.retry.budget_percent),
             rules_count_tokens: config.rules.iter().any(|r| {
                 r.matches.min_prompt_tokens.is_some() || r.matches.max_prompt_tokens.is_some()
             }),
+            token_quota,
+            smallest_window,
             longest_total: std::time::Duration::from_millis(longest),
             rules,
             id: Arc::from(config.id.as_str()),
             config: config.clone(),
         })
+    }
+
+    /// Whether a prompt of at most `prompt_bytes` bytes needs its tokens estimated: a rule
+    /// or a quota counts them, or a context window may be too small for it.
+    pub fn needs_prompt_tokens(&self, prompt_bytes: u64) -> bool {
+        self.rules_count_tokens
+            || self.token_quota
+            || self
+                .smallest_window
+                .is_some_and(|w| u64::from(w) < prompt_bytes)
     }
 }
 

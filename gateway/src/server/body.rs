@@ -33,10 +33,55 @@ pub async fn json<T: serde::de::DeserializeOwned>(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|e| body_error(&e, limit))?;
-    serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest {
-        message: format!("the request body is not valid JSON for this endpoint: {e}"),
-        param: None,
+    parse(&bytes)
+}
+
+/// Parses a JSON body; an error names the field it is about (`messages[0].content`, also
+/// as `param`) in words a client understands, not the gateway's Rust types, and quotes at
+/// most a few hundred bytes of what the client sent.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    // The path tracker allocates per key: parse plainly, and again with it only on failure.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let error = e.into_inner();
+        let what = if error.is_syntax() || error.is_eof() {
+            "the request body is not valid JSON".to_owned()
+        } else {
+            plain_words(&error)
+        };
+        let at = format!("line {} column {}", error.line(), error.column());
+        if path.is_empty() || path == "." {
+            GatewayError::BadRequest {
+                message: format!("{what} ({at})"),
+                param: None,
+            }
+        } else {
+            GatewayError::BadRequest {
+                message: format!("invalid `{path}`: {what} ({at})"),
+                param: Some(crate::error::clip(&path, 200)),
+            }
+        }
     })
+}
+
+/// serde's message without its position, with the Rust type names it may carry replaced.
+fn plain_words(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(head, _)| head);
+    if text.contains("did not match any variant of untagged enum") {
+        return "the value has none of the accepted shapes (see the OpenAI API reference for this field)".to_owned();
+    }
+    let text = match text.split_once(", expected struct ") {
+        Some((head, _)) => format!("{head}, expected an object"),
+        None => text.to_owned(),
+    };
+    crate::error::clip(&text, crate::error::MAX_QUOTE)
 }
 
 /// Why a body could not be read: too large (413), too slow (408), or not valid HTTP framing

@@ -9,7 +9,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -114,6 +114,7 @@ async fn connection(
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: Arc::clone(&activity),
+        started: false,
     });
     let body_read = limits.body_read;
     let service_activity = Arc::clone(&activity);
@@ -134,14 +135,25 @@ async fn connection(
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut stopping = false;
+    // Set once a deadline passed: the connection was asked to close (HTTP/2 GOAWAY, HTTP/1
+    // keep-alive off) and is dropped at this instant if it has not closed by itself.
+    let mut closing_by: Option<Instant> = None;
     loop {
-        let deadline = activity.deadline(&limits);
+        let deadline = match closing_by {
+            Some(_) if activity.in_flight.load(Ordering::Acquire) > 0 => None,
+            Some(by) => Some(by),
+            None => activity.deadline(&limits),
+        };
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = activity.changed.notified() => {}
             _ = sleep_until(deadline) => {
-                if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
+                if closing_by.is_some() {
                     return; // dropping the connection closes the socket
+                }
+                if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
+                    conn.as_mut().graceful_shutdown();
+                    closing_by = Some(Instant::now() + CLOSE_GRACE);
                 }
             }
             _ = stopped(&mut stop), if !stopping => {
@@ -167,6 +179,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// How long a connection asked to close (a deadline passed) may take before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// No head byte has arrived since the last request ended.
 const NO_HEAD: u64 = u64::MAX;
 
@@ -181,6 +196,9 @@ struct Activity {
     idle_since: AtomicU64,
     /// Milliseconds after `born` when the first byte of the next head arrived, or `NO_HEAD`.
     head_since: AtomicU64,
+    /// The client spoke HTTP/2: its control frames (window updates, pings) arrive between
+    /// requests, so bytes do not start a head deadline; the idle deadline applies.
+    http2: AtomicBool,
     changed: Notify,
 }
 
@@ -192,6 +210,7 @@ impl Activity {
             answered: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_since: AtomicU64::new(NO_HEAD),
+            http2: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -225,6 +244,7 @@ impl Activity {
 
     fn bytes_read(&self) {
         if self.in_flight.load(Ordering::Acquire) == 0
+            && !self.http2.load(Ordering::Relaxed)
             && self.head_since.load(Ordering::Acquire) == NO_HEAD
         {
             self.head_since.store(self.now_ms(), Ordering::Release);
@@ -261,6 +281,8 @@ impl Drop for InFlight {
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// Whether the first bytes were seen (to tell HTTP/2's preface).
+    started: bool,
 }
 
 impl AsyncRead for Watched {
@@ -272,6 +294,13 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            if !self.started {
+                self.started = true;
+                // The HTTP/2 preface is `PRI * HTTP/2.0`; no HTTP/1 method starts so.
+                if buf.filled()[before..].starts_with(b"PRI") {
+                    self.activity.http2.store(true, Ordering::Relaxed);
+                }
+            }
             self.activity.bytes_read();
         }
         polled

@@ -4,6 +4,7 @@
 
 mod admin;
 mod body;
+mod budgets;
 mod conn;
 mod handle;
 mod models;
@@ -47,6 +48,29 @@ pub struct Options {
     pub health: HealthSettings,
     /// Header, body and idle timeouts and the connection cap (per listener).
     pub limits: ConnectionLimits,
+    /// Shared state, budget clock and usage records.
+    pub pays: PaysOptions,
+}
+
+/// Who-pays settings: where budget counters live, the clock, where usage records go.
+#[derive(Clone, Debug)]
+pub struct PaysOptions {
+    /// In-process (default) or Redis.
+    pub state: crate::state::StateSettings,
+    /// Budget time (tests drive it).
+    pub clock: crate::budget::WallClock,
+    /// Usage records: off, stdout or a file.
+    pub usage: crate::usage::UsageSink,
+}
+
+impl Default for PaysOptions {
+    fn default() -> Self {
+        Self {
+            state: crate::state::StateSettings::Memory,
+            clock: crate::budget::WallClock::System,
+            usage: crate::usage::UsageSink::Off,
+        }
+    }
 }
 
 /// The API routes.
@@ -56,6 +80,7 @@ pub fn api_router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(handle::handle::<Embeddings>))
         .route("/v1/models", get(models::handle))
         .fallback(models::not_found)
+        .method_not_allowed_fallback(models::method_not_allowed)
         .with_state(state)
 }
 
@@ -67,6 +92,8 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(admin::metrics))
         .route("/config/status", get(admin::config_status))
         .route("/debug/backends", get(admin::backends))
+        .route("/budgets", get(budgets::standings))
+        .route("/budgets/seed", post(budgets::seed))
         .with_state(state)
 }
 
@@ -107,11 +134,18 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
     crate::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
     let config = Arc::new(ConfigState::new());
+    let store = crate::state::StateStore::new(&options.pays.state)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let pays = Arc::new(crate::pipeline::pays::Pays {
+        budgets: crate::budget::Budgets::new(store, options.pays.clock.clone()),
+        usage: crate::usage::UsageLog::start(&options.pays.usage, Arc::clone(&metrics))?,
+    });
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         max_body: options.max_body,
         health_settings: options.health.clone(),
+        pays,
     });
     let api = TcpListener::bind(options.listen).await?;
     let admin = TcpListener::bind(options.admin_listen).await?;

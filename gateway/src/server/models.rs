@@ -30,3 +30,10 @@ pub async fn not_found() -> Response {
     let body = json!({"error": {"message": "Unknown endpoint: this gateway serves /v1/chat/completions, /v1/embeddings and /v1/models", "type": "invalid_request_error", "param": null, "code": "unknown_url"}});
     (http::StatusCode::NOT_FOUND, Json(body)).into_response()
 }
+
+/// A known path with the wrong method: an OpenAI-style 405 (axum's default has no body).
+pub async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
+    let path = crate::error::clip(uri.path(), crate::error::MAX_QUOTE);
+    let body = json!({"error": {"message": format!("{path} does not accept {method}"), "type": "invalid_request_error", "param": null, "code": "method_not_allowed"}});
+    (http::StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}

@@ -349,6 +349,13 @@ pub struct Usage {
     /// Reasoning breakdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_tokens_details: Option<CompletionTokensDetails>,
+    /// Input tokens written to a prompt cache (Anthropic's 5-minute tier, Bedrock), part of
+    /// `prompt_tokens`. Gateway-internal, for cost: OpenAI's shape has no such field.
+    #[serde(skip)]
+    pub cache_write_tokens: u64,
+    /// Input tokens written to Anthropic's 1-hour prompt cache, part of `prompt_tokens`.
+    #[serde(skip)]
+    pub cache_write_1h_tokens: u64,
 }
 
 impl Usage {
@@ -364,7 +371,17 @@ impl Usage {
             completion_tokens_details: (reasoning > 0).then_some(CompletionTokensDetails {
                 reasoning_tokens: reasoning,
             }),
+            cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
         }
+    }
+
+    /// The same usage with `write` (5-minute) and `write_1h` prompt-cache writes, which
+    /// `prompt_tokens` already includes.
+    pub fn with_cache_writes(mut self, write: u64, write_1h: u64) -> Self {
+        self.cache_write_tokens = write;
+        self.cache_write_1h_tokens = write_1h;
+        self
     }
 
     /// Cached input tokens.
@@ -570,6 +587,30 @@ pub struct EmbeddingsResponse {
     pub model: String,
     /// Token usage.
     pub usage: EmbeddingsUsage,
+}
+
+impl EmbeddingsResponse {
+    /// Answers in the `encoding_format` the client asked for. Providers without a base64
+    /// option (Gemini, the mock) return floats; OpenAI's SDKs ask for base64 by default, so
+    /// vectors become base64 of little-endian float32 values, as OpenAI sends them.
+    /// Vectors already encoded are left alone.
+    pub fn encode_as(&mut self, encoding_format: Option<&str>) {
+        if encoding_format != Some("base64") {
+            return;
+        }
+        for e in &mut self.data {
+            if let Value::Array(values) = &e.embedding {
+                let bytes: Vec<u8> = values
+                    .iter()
+                    .flat_map(|v| (v.as_f64().unwrap_or_default() as f32).to_le_bytes())
+                    .collect();
+                e.embedding = Value::String(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes,
+                ));
+            }
+        }
+    }
 }
 
 /// One embedding.

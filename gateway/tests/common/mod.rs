@@ -73,6 +73,7 @@ pub async fn start(dir: &Path) -> Running {
         recheck: Duration::from_millis(200),
         health: test_health(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap()
@@ -92,6 +93,7 @@ pub async fn start_with_health(
         recheck: Duration::from_millis(200),
         health,
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap()
@@ -267,5 +269,12 @@ spec:
   model: old
   backends: [{{providerRef: {{name: slow}}, model: slow}}]
 "#
+    )
+}
+
+/// A Gemini provider at `base` (the mock upstream) behind the embeddings route `emb`.
+pub fn gemini_embeddings_route(base: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: key, namespace: default}}\nstringData: {{key: test-key}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: gem, namespace: default}}\nspec:\n  type: gemini\n  baseURL: {base}\n  auth: {{secretRefs: [{{name: key, key: key}}]}}\n  models: [{{name: gemini-embedding-001, pricing: {{input: \"0\", output: \"0\"}}}}]\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: emb, namespace: default}}\nspec:\n  model: emb\n  backends: [{{providerRef: {{name: gem}}, model: gemini-embedding-001}}]\n"
     )
 }

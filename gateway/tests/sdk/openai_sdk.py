@@ -61,6 +61,14 @@ def main(base_url: str) -> None:
     e = client.embeddings.create(model="demo", input=["one", "two"])
     assert len(e.data) == 2 and len(e.data[0].embedding) == 8, e
 
+    # Embeddings from Gemini (which answers floats) with the SDK's default encoding (base64).
+    e = client.embeddings.create(model="emb", input=["one", "two"])
+    floats = client.embeddings.create(model="emb", input=["one", "two"], encoding_format="float")
+    assert len(e.data) == 2 and len(e.data[0].embedding) > 0, e
+    for got, want in zip(e.data, floats.data):
+        assert all(isinstance(x, float) for x in got.embedding), got
+        assert all(abs(a - b) < 1e-6 for a, b in zip(got.embedding, want.embedding)), (got, want)
+
     # Errors surface as the SDK's exception types.
     try:
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])

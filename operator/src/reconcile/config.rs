@@ -25,6 +25,11 @@ pub async fn run(ctx: Arc<Context>) {
     ctx.providers.ready().await;
     ctx.routes.ready().await;
     ctx.budgets.ready().await;
+    ctx.client_keys
+        .ready(super::client_keys::watch_count(
+            &ctx.settings.watch_namespaces,
+        ))
+        .await;
     tracing::debug!("caches synced; config task starting");
     let timings = ctx.settings.timings.clone();
     let mut failures = 0u32;
@@ -115,8 +120,12 @@ async fn round(
     // Compile and serialization are CPU work (tens of milliseconds at cluster scale): off
     // the async workers.
     let catalogue = ctx.catalogue;
+    let (keys, keyed_namespaces, key_problems) = ctx.client_keys.compiled();
+    for p in &key_problems {
+        tracing::warn!(secret = %p.secret, field = %p.field, "client key refused: {}", p.message);
+    }
     let built = tokio::task::spawn_blocking(move || {
-        let compiled = compile(&Inputs {
+        let mut compiled = compile(&Inputs {
             providers: &providers,
             routes: &routes,
             budgets: &budgets,
@@ -124,6 +133,8 @@ async fn round(
             catalogue,
         })
         .map_err(|e| e.to_string())?;
+        compiled.config.client_keys = keys;
+        compiled.config.keyed_namespaces = keyed_namespaces;
         let text = render::config_text(&compiled);
         Ok::<_, String>((compiled, text))
     })

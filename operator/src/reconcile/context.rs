@@ -84,6 +84,8 @@ pub struct Context {
     pub pods: Store<Pod>,
     /// The referenced Secrets.
     pub secrets: Arc<SecretWatches>,
+    /// Client-key Secrets, hashed (`client_keys.rs`).
+    pub client_keys: Arc<super::client_keys::ClientKeys>,
     /// The latest compile-and-write round.
     pub outcome: ArcSwapOption<Outcome>,
     /// What the gateway pods serve; `None` until they were first asked, so that no status
@@ -149,6 +151,7 @@ impl Context {
             budgets: stores.2,
             pods,
             secrets,
+            client_keys: Arc::new(super::client_keys::ClientKeys::new(inputs_changed.clone())),
             outcome: ArcSwapOption::empty(),
             view: ArcSwapOption::empty(),
             inputs_changed,

@@ -133,7 +133,13 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
         // The gateway pods have not been asked yet; the poller triggers us when they have.
         return Ok(Action::await_change());
     };
-    let desired = status::desired(&object_ref, generation, &outcome, &view, Timestamp::now());
+    let mut desired = status::desired(&object_ref, generation, &outcome, &view, Timestamp::now());
+    if let Some(budget) = (object as &dyn std::any::Any).downcast_ref::<tollgate_crds::LLMBudget>()
+    {
+        let within = super::within_budget::condition(budget, generation, Timestamp::now());
+        desired.retain(|c| c.type_ != within.type_);
+        desired.push(within);
+    }
 
     let uid = key(object);
     let (mut conditions, just_written) = {

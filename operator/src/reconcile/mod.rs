@@ -8,6 +8,7 @@
 //! - the controllers turn the [`outcome`] and the pods' reports into [`status`].
 
 pub mod apply;
+pub mod client_keys;
 pub mod config;
 pub mod context;
 pub mod controller;
@@ -15,7 +16,9 @@ pub mod gateways;
 pub mod outcome;
 pub mod poller;
 pub mod secrets;
+pub mod spend;
 pub mod status;
+pub mod within_budget;
 
 #[cfg(test)]
 mod tests;
@@ -92,7 +95,14 @@ impl Operator {
         let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
             config::run(context.clone()).boxed(),
             poller::run(context.clone()).boxed(),
+            spend::run(context.clone()).boxed(),
             pod_stream,
+            client_keys::run(
+                context.client.clone(),
+                context.settings.watch_namespaces.clone(),
+                context.client_keys.clone(),
+            )
+            .boxed(),
         ];
         tasks.extend(controllers(&context, provider_streams));
         tasks.extend(controllers(&context, route_streams));

@@ -18,8 +18,9 @@ const MAX_MESSAGE: usize = 8 * 1024;
 
 /// Reason of `Programmed=False` when the object is not in the config.
 pub const NOT_IN_CONFIG: &str = "NotInConfig";
-/// Reason of `WithinBudget=Unknown` until spend is tracked.
-pub const NOT_ENFORCED: &str = "NotEnforced";
+/// Reason of `WithinBudget=Unknown`: the condition is not computed yet (spend is in the
+/// status fields, written by `spend.rs`).
+pub const NOT_ENFORCED: &str = "NotComputed";
 
 /// The desired conditions of `object` at `generation`.
 pub fn desired(
@@ -80,7 +81,7 @@ pub fn desired(
             ConditionType::WithinBudget,
             ConditionStatus::Unknown,
             NOT_ENFORCED,
-            "Spend is not tracked yet, so the limit is not enforced".to_owned(),
+            "The gateway enforces this budget; see status.spent and status.remaining (this condition is not computed yet)".to_owned(),
         ));
     }
     out
@@ -201,10 +202,11 @@ impl Transition {
     /// (Normal). Ready's own failures repeat another condition's, so they get none.
     pub fn event(&self) -> Option<(bool, &str, &str)> {
         let c = &self.condition;
-        let warning = c.status == ConditionStatus::False;
+        let threshold = c.reason == super::within_budget::THRESHOLD;
+        let warning = c.status == ConditionStatus::False || threshold;
         let wanted = match c.type_.as_str() {
             "Ready" => c.status == ConditionStatus::True,
-            "WithinBudget" => false,
+            "WithinBudget" => threshold || c.reason == super::within_budget::EXCEEDED,
             _ => warning && c.reason != "Pending",
         };
         wanted.then_some((warning, c.reason.as_str(), c.message.as_str()))

@@ -771,7 +771,7 @@ async fn credentials_outside_the_allowed_namespaces_are_not_copied() {
 }
 
 #[tokio::test]
-async fn budgets_report_that_they_are_not_enforced_yet() {
+async fn budgets_are_accepted_and_say_where_their_spend_is() {
     let fake = FakeApi::new();
     apply_yaml(&fake, OPENAI);
     apply_yaml(
@@ -790,8 +790,8 @@ spec:
         GATEWAY_NS,
         "monthly",
         "Accepted",
-        ConditionStatus::False,
-        "Unsupported",
+        ConditionStatus::True,
+        "Accepted",
     )
     .await;
     h.wait_condition::<LLMBudget>(
@@ -799,8 +799,68 @@ spec:
         "monthly",
         "WithinBudget",
         ConditionStatus::Unknown,
-        "NotEnforced",
+        "SpendUnknown",
     )
+    .await;
+    let config = eventually("the budget in the config", || {
+        h.config()
+            .filter(|c| c["budgets"].as_array().is_some_and(|b| !b.is_empty()))
+    })
+    .await;
+    assert_eq!(config["budgets"][0]["id"], "tollgate-system/monthly");
+}
+
+#[tokio::test]
+async fn client_key_secrets_reach_the_config_as_hashes_and_rotate() {
+    const KEY: &str = "tg-operator-test-0123456789abcdef0123";
+    const NEW: &str = "tg-operator-test-rotated-0123456789ab";
+    let fake = FakeApi::new();
+    apply_yaml(&fake, OPENAI);
+    let secret = |key: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app
+  namespace: tollgate-system
+  labels: {{tollgate.dev/client-key: "true"}}
+  annotations: {{tollgate.dev/team: research}}
+stringData: {{key: "{key}"}}
+"#
+        )
+    };
+    apply_yaml(&fake, &secret(KEY));
+    let h = Harness::start(&fake, SecretPolicy::Any);
+    let hash = |k: &str| tollgate_crds::keys::hash_key(k.as_bytes());
+    let config = eventually("the key in the config", || {
+        h.config().filter(|c| c.to_string().contains(&hash(KEY)))
+    })
+    .await;
+    assert_eq!(config["keyedNamespaces"][0], "tollgate-system");
+    assert_eq!(config["clientKeys"][0]["team"], "research");
+    let text = h
+        .config_map()
+        .unwrap()
+        .data
+        .unwrap_or_default()
+        .values()
+        .cloned()
+        .collect::<String>();
+    assert!(!text.contains(KEY), "the key value reached the ConfigMap");
+    assert!(
+        h.gateway_secret()
+            .unwrap_or_default()
+            .values()
+            .all(|v| !String::from_utf8_lossy(v).contains(KEY))
+    );
+
+    // Rotation is an update of the Secret.
+    apply_yaml(&fake, &secret(NEW));
+    eventually("the rotated key in the config", || {
+        h.config()
+            .filter(|c| c.to_string().contains(&hash(NEW)) && !c.to_string().contains(&hash(KEY)))
+    })
     .await;
 }
 

@@ -188,6 +188,7 @@ async fn measure_at_scale() {
         recheck: Duration::from_millis(100),
         health: HealthSettings::default(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap();
