@@ -5,7 +5,10 @@ use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use clap::{Args, ValueEnum};
 
-use crate::render::GatewayObjects;
+use crate::{
+    deploy::{selector_labels, settings::GatewayDeployment},
+    render::GatewayObjects,
+};
 
 /// `tollgate-operator run` flags.
 #[derive(Args, Debug, Clone)]
@@ -78,6 +81,11 @@ pub struct RunArgs {
     /// How long a Lease holds without renewal.
     #[arg(long, env = "TOLLGATE_LEASE_DURATION_SECONDS", default_value_t = 15)]
     pub lease_duration_seconds: u64,
+    /// A settings file (YAML) describing the gateway Deployment, Services and
+    /// PodDisruptionBudget the operator then creates and keeps in place (see
+    /// docs/operations.md#gateway-settings). Without it the gateway is deployed by other means.
+    #[arg(long, env = "TOLLGATE_GATEWAY_SETTINGS", value_name = "FILE")]
+    pub gateway_settings: Option<std::path::PathBuf>,
     /// This replica's identity in the Lease. Default: the pod name, else the host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -160,6 +168,8 @@ pub struct Settings {
     pub secrets: SecretPolicy,
     /// Loop timings.
     pub timings: Timings,
+    /// The gateway deployment to manage, if any.
+    pub deployment: Option<GatewayDeployment>,
 }
 
 /// A flag value that cannot be used.
@@ -204,6 +214,19 @@ impl Settings {
                     .into(),
             });
         }
+        let deployment = match &args.gateway_settings {
+            Some(path) => Some(GatewayDeployment::load(path).map_err(|e| SettingsError {
+                flag: "gateway-settings",
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        if deployment.is_some() && selector_labels(&args.gateway_pod_selector).is_none() {
+            return Err(SettingsError {
+                flag: "gateway-pod-selector",
+                message: "must be equality-only (a=b,c=d) when --gateway-settings is set: its labels become the pod labels".into(),
+            });
+        }
         Ok(Self {
             watch_namespaces,
             operator_namespace: args.namespace.clone(),
@@ -216,6 +239,7 @@ impl Settings {
             admin_port: args.gateway_admin_port,
             secrets,
             timings: Timings::default(),
+            deployment,
         })
     }
 }

@@ -92,6 +92,7 @@ impl Operator {
         let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
             config::run(context.clone()).boxed(),
             poller::run(context.clone()).boxed(),
+            crate::deploy::run(context.clone()).boxed(),
             pod_stream,
         ];
         tasks.extend(controllers(&context, provider_streams));

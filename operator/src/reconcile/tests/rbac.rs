@@ -118,7 +118,10 @@ fn allowed(grants: &[Grant], a: &Access) -> bool {
 
 #[tokio::test]
 async fn the_committed_rbac_allows_every_request_the_operator_makes() {
-    let fake = FakeApi::new();
+    // Every optional gateway object too (autoscaler, ServiceMonitor), owned by the
+    // operator's Deployment.
+    let fake = crate::deploy::tests::fake_api();
+    crate::deploy::tests::seed_operator(&fake);
     let mut lease = Leadership::start(
         fake.client(),
         &LeaseSettings {
@@ -138,7 +141,18 @@ async fn the_committed_rbac_allows_every_request_the_operator_makes() {
     apply_yaml(&fake, OPENAI);
     let gateway = FakeGateway::spawn().await;
     fake.seed_json(gateway.pod("gw-0")).unwrap();
-    let h = Harness::start(&fake, SecretPolicy::Only([GATEWAY_NS.to_owned()].into()));
+    let mut settings = settings(SecretPolicy::Only([GATEWAY_NS.to_owned()].into()));
+    let deployment = format!(
+        "{}\nautoscaling: {{minReplicas: 2, maxReplicas: 4}}\n",
+        crate::deploy::tests::SETTINGS
+    );
+    settings.deployment =
+        Some(crate::deploy::settings::GatewayDeployment::parse(&deployment).unwrap());
+    let h = Harness::start_with(&fake, settings);
+    eventually("the gateway Deployment", || {
+        fake.get::<k8s_openapi::api::apps::v1::Deployment>(Some(GATEWAY_NS), "tollgate-gateway")
+    })
+    .await;
     let cm = eventually("the ConfigMap", || h.config_map()).await;
     gateway.load(&cm);
     h.wait_condition::<LLMRoute>(GATEWAY_NS, "chat", "Ready", ConditionStatus::True, "Ready")
