@@ -488,3 +488,44 @@ async fn rollout_progress_shows_as_events_and_metrics() {
         "{text}"
     );
 }
+
+/// The settings file the chart's default values produce (config/default is that rendering)
+/// is one the operator accepts, and names the operator Deployment of the same install.
+#[test]
+fn the_default_install_settings_are_accepted() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/default/tollgate.yaml");
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} in config/default"))
+    };
+    let settings = find("ConfigMap", "tollgate-operator-settings")["data"]["gateway.yaml"]
+        .as_str()
+        .unwrap();
+    let s = GatewayDeployment::parse(settings).unwrap();
+    let operator = find("Deployment", s.owner.as_deref().unwrap());
+    let container = &operator["spec"]["template"]["spec"]["containers"][0];
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        env("TOLLGATE_GATEWAY_SETTINGS"),
+        Some(json!("/etc/tollgate-operator/gateway.yaml"))
+    );
+    assert_eq!(
+        container["volumeMounts"][0]["mountPath"],
+        "/etc/tollgate-operator"
+    );
+    // The samples live in `default`: their credentials must be allowed by default.
+    assert_eq!(env("TOLLGATE_SECRET_NAMESPACES"), Some(json!("default")));
+    assert_eq!(s.name, "tollgate-gateway");
+    assert!(s.image.ends_with("tollgate-gateway:0.1.0"), "{}", s.image);
+}
