@@ -77,6 +77,26 @@ impl Target {
     }
 }
 
+/// Every object the operator keeps for `s`, as JSON (for `examples/gateway_objects.rs` and
+/// schema checks in CI).
+pub fn objects(s: &GatewayDeployment, target: &Target) -> Vec<Value> {
+    let mut out = vec![
+        serde_json::to_value(deployment::deployment(s, target)),
+        serde_json::to_value(service::api_service(s, target)),
+        serde_json::to_value(service::admin_service(s, target)),
+    ];
+    if let Some(pdb) = disruption::disruption_budget(s, target) {
+        out.push(serde_json::to_value(pdb));
+    }
+    if let Some(hpa) = autoscaler::autoscaler(s, target) {
+        out.push(serde_json::to_value(hpa));
+    }
+    if let Some(sm) = monitor::service_monitor(s, target) {
+        out.push(serde_json::to_value(sm));
+    }
+    out.into_iter().filter_map(Result::ok).collect()
+}
+
 /// The labels of an equality-only selector (`a=b,c==d`); `None` for set-based or `!=`
 /// terms, which cannot be turned into pod labels.
 pub fn selector_labels(selector: &str) -> Option<BTreeMap<String, String>> {
