@@ -321,6 +321,34 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_settings_file_needs_an_equality_pod_selector() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, "image: tollgate-gateway:1\nreplicas: 3\n").unwrap();
+        let path = file.to_str().unwrap();
+        let s = settings(&["--gateway-settings", path]).unwrap();
+        assert_eq!(s.deployment.map(|d| d.replicas), Some(3));
+        let e = settings(&[
+            "--gateway-settings",
+            path,
+            "--gateway-pod-selector",
+            "app in (gw)",
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--gateway-pod-selector: must be equality-only"),
+            "{e}"
+        );
+        std::fs::write(&file, "image: x\nreplicas: -1\n").unwrap();
+        let e = settings(&["--gateway-settings", path]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--gateway-settings: gateway settings: replicas: must not be negative"
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         let e = settings(&["--watch-namespaces", "ok,Bad_NS"]).unwrap_err();
         assert_eq!(
