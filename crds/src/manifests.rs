@@ -90,6 +90,12 @@ impl Manifests {
         (manifests, errors)
     }
 
+    /// The files [`Manifests::load`] reads for `paths`, in the order it reads them
+    /// (unreadable directories left out).
+    pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
+        expand(paths, &mut Vec::new())
+    }
+
     /// Adds the documents of one YAML text (as if read from `path`).
     pub fn add_text(&mut self, path: &Path, text: &str, errors: &mut Vec<LoadError>) {
         let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {

@@ -106,6 +106,7 @@ async fn main() {
         max_body: 1 << 20,
         recheck: Duration::from_secs(60),
         health: tollgate_gateway::resilience::health::HealthSettings::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap();

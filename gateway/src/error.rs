@@ -28,6 +28,9 @@ pub enum GatewayError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request body did not arrive within the body-read timeout.
+    #[error("the request body did not arrive within {0} seconds")]
+    RequestTimeout(u64),
     /// No route serves the model.
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
@@ -67,6 +70,11 @@ impl GatewayError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
                 Some("request_too_large"),
+            ),
+            GatewayError::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                Some("request_timeout"),
             ),
             GatewayError::ModelNotFound(_) => (
                 StatusCode::NOT_FOUND,
@@ -159,6 +167,7 @@ impl GatewayError {
         match self {
             GatewayError::BadRequest { .. } => "bad_request",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::RequestTimeout(_) => "request_timeout",
             GatewayError::ModelNotFound(_) => "model_not_found",
             GatewayError::NoBackend { .. } => "no_backend",
             GatewayError::NotReady => "not_ready",

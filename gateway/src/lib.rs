@@ -1,13 +1,17 @@
 //! Tollgate's gateway: an OpenAI-compatible API in front of LLM providers.
 
+pub mod backend;
 pub mod config;
 pub mod error;
+pub mod failure;
 pub mod metrics;
 pub mod mock_upstream;
+pub mod pipeline;
 pub mod providers;
 pub mod resilience;
 pub mod routing;
 pub mod server;
+pub mod snapshot;
 pub mod stream;
 pub mod upstream;
 pub mod wire;

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use tollgate_gateway::{
     config::ConfigSource,
     resilience::health::HealthSettings,
-    server::{self, Options},
+    server::{self, ConnectionLimits, Options},
 };
 
 #[derive(Parser)]
@@ -64,6 +64,20 @@ struct ServeArgs {
     /// Largest request body accepted, in MiB (images travel inline as base64).
     #[arg(long, default_value_t = 32)]
     max_body_mib: usize,
+    /// Longest time from the first byte of a request head to its end, in seconds
+    /// (a client sending headers slowly is disconnected).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_seconds: u64,
+    /// Longest time to receive a request body once its head arrived, in seconds (408 after).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    body_read_timeout_seconds: u64,
+    /// Close a keep-alive connection with no request for this long, in seconds. Keep it above
+    /// the idle timeout of any load balancer in front, so that the balancer closes first.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_seconds: u64,
+    /// Most connections served at once per listener; further clients wait in the backlog.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
     /// Eject a backend (provider, key, model) after this many consecutive failures.
     #[arg(long, default_value_t = 5)]
     eject_after_failures: u32,
@@ -113,6 +127,12 @@ async fn serve(args: ServeArgs) -> std::io::Result<()> {
         drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
         max_body: args.max_body_mib * 1024 * 1024,
         recheck: Duration::from_secs(10),
+        limits: ConnectionLimits {
+            header_read: Duration::from_secs(args.header_read_timeout_seconds),
+            body_read: Duration::from_secs(args.body_read_timeout_seconds),
+            idle: Duration::from_secs(args.idle_timeout_seconds),
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        },
         health: HealthSettings {
             failure_threshold: args.eject_after_failures.max(1),
             base_cooldown: Duration::from_millis(args.eject_cooldown_ms),

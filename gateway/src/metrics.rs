@@ -1,7 +1,9 @@
 //! Prometheus metrics with the OpenTelemetry GenAI names (dots become underscores), plus
 //! Tollgate's own: the gateway's overhead and config reloads.
 
-use std::sync::Mutex;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -131,7 +133,7 @@ pub struct Metrics {
     overhead: Family<RouteLabels, Histogram, fn() -> Histogram>,
     reloads: Family<ReloadLabels, Counter>,
     config: Family<ConfigLabels, Gauge>,
-    current_hash: Mutex<Option<String>>,
+    current_hash: ArcSwapOption<String>,
     attempts: Family<AttemptLabels, Counter>,
     fallbacks: Family<RouteLabels, Counter>,
     retries: Family<ReasonLabels, Counter>,
@@ -261,7 +263,7 @@ impl Metrics {
             overhead,
             reloads,
             config,
-            current_hash: Mutex::new(None),
+            current_hash: ArcSwapOption::empty(),
             attempts,
             fallbacks,
             retries,
@@ -324,18 +326,18 @@ impl Metrics {
     /// Records a reload; a loaded config becomes the `tollgate_config_info` hash.
     pub fn config_reload(&self, result: &'static str, hash: Option<&str>) {
         self.reloads.get_or_create(&ReloadLabels { result }).inc();
-        if let Some(hash) = hash
-            && let Ok(mut current) = self.current_hash.lock()
-        {
-            if let Some(old) = current.take() {
-                self.config.remove(&ConfigLabels { hash: old });
+        if let Some(hash) = hash {
+            let previous = self.current_hash.swap(Some(Arc::new(hash.to_owned())));
+            if let Some(old) = previous {
+                self.config.remove(&ConfigLabels {
+                    hash: old.as_ref().clone(),
+                });
             }
             self.config
                 .get_or_create(&ConfigLabels {
                     hash: hash.to_owned(),
                 })
                 .set(1);
-            *current = Some(hash.to_owned());
         }
     }
 

@@ -1,5 +1,6 @@
 //! Sending translated requests: pooled keep-alive connections, HTTP/2 where the provider
-//! offers it (ALPN), rustls, timeouts, and the in-process `mock://` provider.
+//! offers it (ALPN), rustls, timeouts. A response can also be made in process (the `mock`
+//! provider's), so the rest of the request path reads both alike.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -7,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
-use crate::providers::{Failure, FailureKind, UpstreamRequest, mock};
+use crate::providers::{Failure, FailureKind, UpstreamRequest};
 
 /// Largest non-streamed upstream body the gateway reads.
 pub const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -44,6 +45,20 @@ pub struct UpstreamResponse {
 }
 
 impl UpstreamResponse {
+    /// A JSON response made in process, its body already cut into `pieces`.
+    pub fn local(status: StatusCode, pieces: Vec<Bytes>) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Self {
+            status,
+            headers,
+            body: Body::Local(pieces.into()),
+        }
+    }
+
     /// The next piece of the body; `None` at the end. `deadline` bounds the wait.
     pub async fn chunk(&mut self, deadline: Instant) -> Result<Option<Bytes>, Failure> {
         match &mut self.body {
@@ -81,19 +96,6 @@ pub async fn send(
     request_id: &str,
     deadline: Instant,
 ) -> Result<UpstreamResponse, Failure> {
-    if req.url.starts_with(mock::MOCK_SCHEME) {
-        let (status, pieces) = mock::respond(&req.url, &req.body);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Ok(UpstreamResponse {
-            status,
-            headers,
-            body: Body::Local(pieces.into()),
-        });
-    }
     let mut builder = client
         .request(req.method, &req.url)
         .headers(req.headers)

@@ -290,7 +290,7 @@ async fn chaos_the_primary_dies_and_returns_under_load_and_no_client_request_fai
     let url = api(&g, "/v1/chat/completions");
     let client = http();
     let (mut ok, mut failed, mut fell_back) = (0usize, 0usize, 0usize);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     for i in 0..300 {
         if started.elapsed() > Duration::from_secs(60) {
             break;

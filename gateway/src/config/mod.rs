@@ -1,11 +1,9 @@
-//! The gateway's configuration at run time: immutable snapshots built off the hot path,
-//! swapped atomically, watched for changes.
+//! The gateway's configuration at run time: where it comes from, the snapshot being served
+//! (swapped atomically), and watching for changes.
 
-pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod watch;
 
-pub use snapshot::Snapshot;
 pub use source::ConfigSource;
 pub use state::ConfigState;

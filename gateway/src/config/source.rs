@@ -6,6 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use sha2::{Digest, Sha256};
 use tollgate_crds::{
     catalog::PriceCatalogue,
     config::{CONFIG_FILE, GatewayConfig},
@@ -21,6 +22,10 @@ pub enum ConfigSource {
     /// `-f PATH…`.
     Manifests(Vec<PathBuf>),
 }
+
+/// A digest of a config source's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentHash([u8; 32]);
 
 /// A config and the Secret's files, read but not yet resolved.
 #[derive(Debug)]
@@ -40,6 +45,46 @@ impl ConfigSource {
             ConfigSource::Dir(dir) => load_dir(dir),
             ConfigSource::Manifests(paths) => load_manifests(paths),
         }
+    }
+
+    /// A digest of every byte [`ConfigSource::load`] would read (and of which files could
+    /// not be read), so a re-check can tell that nothing changed without compiling.
+    pub fn content_hash(&self) -> ContentHash {
+        let mut digest = Sha256::new();
+        let mut add = |path: &Path, content: std::io::Result<Vec<u8>>| {
+            let path = path.as_os_str().as_encoded_bytes();
+            digest.update((path.len() as u64).to_le_bytes());
+            digest.update(path);
+            match content {
+                Ok(bytes) => {
+                    digest.update((bytes.len() as u64).to_le_bytes());
+                    digest.update(&bytes);
+                }
+                Err(e) => digest.update(format!("unreadable: {}", e.kind()).as_bytes()),
+            }
+        };
+        match self {
+            ConfigSource::Dir(dir) => {
+                let config = dir.join("config").join(CONFIG_FILE);
+                add(&config, std::fs::read(&config));
+                let secrets_dir = dir.join("secrets");
+                match read_dir_files(&secrets_dir) {
+                    Ok(files) => {
+                        for (name, bytes) in files {
+                            add(Path::new(&name), Ok(bytes));
+                        }
+                    }
+                    Err(e) => add(&secrets_dir, Err(e)),
+                }
+            }
+            ConfigSource::Manifests(paths) => {
+                for file in Manifests::files(paths) {
+                    let content = std::fs::read(&file);
+                    add(&file, content);
+                }
+            }
+        }
+        ContentHash(digest.finalize().into())
     }
 
     /// The paths to watch for changes.

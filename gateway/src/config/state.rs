@@ -9,7 +9,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tollgate_crds::config::Source;
 
-use super::{ConfigSource, Snapshot, snapshot::SnapshotError};
+use super::ConfigSource;
+use crate::snapshot::{Snapshot, SnapshotError};
 
 /// What `/config/status` shows: which config this pod serves and whether the last reload
 /// worked. The operator reads it to set `Programmed`.
@@ -81,7 +82,7 @@ impl ConfigState {
             .and_then(|loaded| {
                 let warnings = loaded.warnings;
                 // The periodic re-check usually finds nothing new: skip building a snapshot then.
-                let fingerprint = super::snapshot::fingerprint(&loaded.config, &loaded.secrets);
+                let fingerprint = crate::snapshot::fingerprint(&loaded.config, &loaded.secrets);
                 if previous
                     .as_ref()
                     .is_some_and(|p| p.fingerprint == fingerprint && p.config == loaded.config)

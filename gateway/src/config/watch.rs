@@ -1,13 +1,21 @@
 //! Hot reload: watches the config source (kubelet swaps a mounted volume's `..data` link,
 //! editors replace manifest files) and reloads on change, with a periodic re-check as a
 //! safety net for file systems that drop events.
+//!
+//! Only events that can change content count: reading the files ourselves produces
+//! open/access events, which would otherwise re-trigger a reload forever. And a reload
+//! runs only when the bytes of the source differ from the last ones tried, so an idle
+//! gateway does no work and an invalid config is rejected (and logged) once.
 
 use std::{sync::Arc, time::Duration};
 
-use notify::{RecursiveMode, Watcher};
+use notify::{
+    EventKind, RecursiveMode, Watcher,
+    event::{AccessKind, AccessMode, MetadataKind, ModifyKind},
+};
 use tokio::sync::mpsc;
 
-use super::{ConfigSource, ConfigState, state::ReloadOutcome};
+use super::{ConfigSource, ConfigState, source::ContentHash, state::ReloadOutcome};
 use crate::metrics::Metrics;
 
 /// How long to wait for a burst of file events to settle before reloading.
@@ -23,7 +31,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let (tx, mut rx) = mpsc::channel::<()>(16);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            if event.is_ok_and(|e| may_change_content(&e.kind)) {
                 let _ = tx.try_send(());
             }
         });
@@ -49,7 +57,8 @@ pub fn spawn(
                 None
             }
         };
-        reload(&source, &state, &metrics).await;
+        let mut last_tried = None;
+        reload_if_changed(&source, &state, &metrics, &mut last_tried).await;
         let mut tick = tokio::time::interval(recheck);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -64,9 +73,43 @@ pub fn spawn(
                 }
                 _ = tick.tick() => {}
             }
-            reload(&source, &state, &metrics).await;
+            reload_if_changed(&source, &state, &metrics, &mut last_tried).await;
         }
     })
+}
+
+/// Whether a file event can mean new content. Opening, reading and closing a file
+/// unwritten (what every reload does) cannot.
+fn may_change_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
+        EventKind::Other => false,
+    }
+}
+
+/// Reloads when the source's bytes differ from those of the last reload tried.
+async fn reload_if_changed(
+    source: &ConfigSource,
+    state: &Arc<ConfigState>,
+    metrics: &Metrics,
+    last_tried: &mut Option<ContentHash>,
+) {
+    let s = source.clone();
+    let hash = match tokio::task::spawn_blocking(move || s.content_hash()).await {
+        Ok(hash) => Some(hash),
+        Err(e) => {
+            tracing::warn!(error = %e, "hashing the config source failed; reloading anyway");
+            None
+        }
+    };
+    if hash.is_some() && hash == *last_tried {
+        return;
+    }
+    reload(source, state, metrics).await;
+    *last_tried = hash;
 }
 
 /// One reload, off the async workers (it reads files and builds the snapshot).

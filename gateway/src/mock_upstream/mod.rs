@@ -58,6 +58,8 @@
 //! `n` counts every request the server received, from 1, whatever its path. A malformed knob
 //! header is answered with 400 naming it. Every answer carries `x-mock-request-number: n`.
 
+#![allow(clippy::disallowed_types, reason = "a test double's request log")]
+
 mod anthropic;
 mod gemini;
 mod knobs;

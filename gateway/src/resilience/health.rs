@@ -11,15 +11,22 @@
 //! Cooldowns only ever grow: neither an ejection nor a cool-down ends an existing cooldown
 //! early.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+#![allow(
+    clippy::disallowed_types,
+    reason = "a failing backend's state: a lock held for a few instructions, never across an await; healthy backends are read through an atomic"
+)]
+
+use std::sync::{
+    Mutex, PoisonError,
+    atomic::{AtomicBool, Ordering},
+};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
 use super::after;
-use crate::providers::FailureKind;
+use crate::failure::FailureKind;
 
 /// While a half-open trial is in flight, other callers are told to check again this soon.
 pub const TRIAL_RECHECK: Duration = Duration::from_secs(1);
@@ -161,12 +168,42 @@ struct State {
     last_failure: Option<FailureKind>,
 }
 
-/// Passive health of one backend. Cheap to share (`Arc`); every method holds a small mutex for
-/// a few instructions and never across an await.
+/// Passive health of one backend. Cheap to share (`Arc`). A healthy backend (closed, no
+/// failure since its last success) is read and kept healthy through one atomic flag, so the
+/// common path takes no lock; otherwise a small mutex is held for a few instructions, never
+/// across an await.
 #[derive(Debug)]
 pub struct BackendHealth {
     id: String,
     state: Mutex<State>,
+    /// Closed with no failure since the last success; written under the lock.
+    healthy: AtomicBool,
+}
+
+/// The locked state; on release it refreshes the `healthy` flag (while still holding the lock).
+struct Guard<'a> {
+    state: std::sync::MutexGuard<'a, State>,
+    healthy: &'a AtomicBool,
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let healthy = self.state.circuit == Circuit::Closed && self.state.consecutive_failures == 0;
+        self.healthy.store(healthy, Ordering::Release);
+    }
 }
 
 // === impl BackendHealth ===
@@ -182,6 +219,7 @@ impl BackendHealth {
                 ejections: 0,
                 last_failure: None,
             }),
+            healthy: AtomicBool::new(true),
         }
     }
 
@@ -190,9 +228,16 @@ impl BackendHealth {
         &self.id
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> Guard<'_> {
         // The state is valid after every statement, so a panic elsewhere cannot corrupt it.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        Guard {
+            state: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            healthy: &self.healthy,
+        }
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
     }
 
     /// Closed: `Allowed`. Open with the cooldown running: `Rejected { until }`. Open with the
@@ -200,6 +245,9 @@ impl BackendHealth {
     /// the others get `Rejected { until: now + TRIAL_RECHECK }` (a trial older than
     /// [`TRIAL_TIMEOUT`] is presumed lost and handed to the next caller).
     pub fn admit(&self, now: Instant) -> Admission {
+        if self.is_healthy() {
+            return Admission::Allowed;
+        }
         let mut state = self.state();
         match state.circuit {
             Circuit::Closed => Admission::Allowed,
@@ -223,6 +271,9 @@ impl BackendHealth {
     /// one. A success while open comes from a request admitted before the circuit opened: it
     /// changes nothing, since the cooldown is never shortened and the trial decides.
     pub fn record_success(&self, _now: Instant) {
+        if self.is_healthy() {
+            return;
+        }
         let mut state = self.state();
         match state.circuit {
             Circuit::Closed => state.consecutive_failures = 0,
@@ -317,6 +368,9 @@ impl BackendHealth {
     /// `None` when closed. For "panic mode": when every backend of a route is out, try the one
     /// that frees up first.
     pub fn cooldown_ends(&self, now: Instant) -> Option<Instant> {
+        if self.is_healthy() {
+            return None;
+        }
         match self.state().circuit {
             Circuit::Closed => None,
             Circuit::Open { until, .. } => Some(until),
@@ -342,66 +396,6 @@ impl BackendHealth {
             cooldown_remaining_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
             last_failure: state.last_failure.map(FailureKind::as_str),
         }
-    }
-}
-
-/// Every backend's health, by id. Shared across config reloads so that state survives a
-/// reload; the lock is taken only to look a backend up (once per request and backend) or to
-/// prune after a reload.
-#[derive(Debug, Default)]
-pub struct HealthRegistry {
-    backends: RwLock<HashMap<String, Arc<BackendHealth>>>,
-}
-
-// === impl HealthRegistry ===
-
-impl HealthRegistry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The backend's health, created closed on first use.
-    pub fn get(&self, id: &str) -> Arc<BackendHealth> {
-        if let Some(health) = self
-            .backends
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-        {
-            return Arc::clone(health);
-        }
-        let mut backends = self
-            .backends
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            backends
-                .entry(id.to_owned())
-                .or_insert_with(|| Arc::new(BackendHealth::new(id))),
-        )
-    }
-
-    /// Drops the backends `keep` rejects (those no longer configured after a reload).
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.backends
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|id, _| keep(id));
-    }
-
-    /// Every backend's view, sorted by id.
-    pub fn views(&self, now: Instant) -> Vec<HealthView> {
-        let backends: Vec<Arc<BackendHealth>> = self
-            .backends
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        let mut views: Vec<HealthView> = backends.iter().map(|b| b.view(now)).collect();
-        views.sort_by(|a, b| a.id.cmp(&b.id));
-        views
     }
 }
 

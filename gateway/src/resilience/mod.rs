@@ -18,8 +18,7 @@ pub mod quota;
 pub mod retry;
 
 pub use health::{
-    Admission, BackendHealth, CircuitState, Ejection, HealthRegistry, HealthSettings, HealthView,
-    is_backend_fault,
+    Admission, BackendHealth, CircuitState, Ejection, HealthSettings, HealthView, is_backend_fault,
 };
 pub use quota::KeyQuota;
 pub use retry::{RetryBudget, backoff, backoff_with};

@@ -5,6 +5,11 @@
 //! bucket of `per_minute` refills by exactly `per_minute` units per nanosecond. No float
 //! drift, and tests can assert exact instants.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "only keys with limits have a quota; its two buckets change together under a lock held for a few instructions"
+)]
+
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -158,6 +163,18 @@ impl KeyQuota {
         let mut buckets = self.buckets(now);
         if let Some(tokens) = buckets.tokens.as_mut() {
             tokens.adjust(Bucket::units(estimated_tokens) - Bucket::units(actual_tokens));
+        }
+    }
+
+    /// Gives back what [`try_acquire`](Self::try_acquire) took for a request that was never
+    /// sent (never above the limits).
+    pub fn release(&self, now: Instant, estimated_tokens: u64) {
+        let mut buckets = self.buckets(now);
+        if let Some(requests) = buckets.requests.as_mut() {
+            requests.adjust(Bucket::units(1));
+        }
+        if let Some(tokens) = buckets.tokens.as_mut() {
+            tokens.adjust(Bucket::units(estimated_tokens));
         }
     }
 

@@ -165,15 +165,14 @@ impl BackendSet {
         Self { groups }
     }
 
-    /// Every backend once, in the order to try: lowest priority value first; within a
-    /// priority the weighted pick, then the rest of the rotation, then weight-0 standbys.
-    pub fn order(&self) -> Vec<usize> {
-        let mut out = Vec::new();
+    /// Every backend once, in the order to try, passed to `f`: lowest priority value first;
+    /// within a priority the weighted pick, then the rest of the rotation, then weight-0
+    /// standbys. A callback rather than a `Vec`, so planning allocates nothing here.
+    pub fn order(&self, mut f: impl FnMut(usize)) {
         for g in &self.groups {
-            out.extend(g.schedule.pick().map(|k| g.members[k]));
-            out.extend(g.standby.iter().copied());
+            g.schedule.pick().for_each(|k| f(g.members[k]));
+            g.standby.iter().for_each(|i| f(*i));
         }
-        out
     }
 }
 
@@ -186,7 +185,8 @@ mod set_tests {
         let set = BackendSet::new(&[(1, 1), (0, 0), (3, 0), (1, 0)]);
         let mut firsts = std::collections::BTreeMap::new();
         for _ in 0..400 {
-            let order = set.order();
+            let mut order = Vec::new();
+            set.order(|i| order.push(i));
             assert_eq!(order.len(), 4);
             assert_eq!(
                 order[2], 1,

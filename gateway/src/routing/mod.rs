@@ -1,16 +1,20 @@
 //! Which backends a request may go to, in order: the first rule that matches picks its
 //! backends, else the route's; they are ordered by priority, balanced by weight within a
-//! priority (`balance`), and followed by the route's fallbacks. Health, quotas and retries
-//! are applied while walking this order (`server::attempts`).
+//! priority (`balance`), and followed by the route's fallbacks. Health, quotas, context
+//! windows and retries are applied while walking this order (`pipeline::walk`).
 
 pub mod balance;
+pub mod route;
 pub mod tokens;
 
+use std::sync::Arc;
+
 use http::HeaderMap;
-use tollgate_crds::config::{BackendConfig, WeightedBackend};
+
+pub use route::{BackendList, PatternError, RouteRuntime, RuleRuntime};
 
 use crate::{
-    config::snapshot::{RouteRuntime, RuleRuntime},
+    backend::Backend,
     wire::openai::{ChatRequest, Content, ContentPart},
 };
 
@@ -18,64 +22,63 @@ use crate::{
 #[derive(Debug)]
 pub struct Plan<'a> {
     /// Backends to try, in order.
-    pub backends: Vec<&'a BackendConfig>,
+    pub backends: Vec<&'a Arc<Backend>>,
     /// How many of them come from `fallbacks` (at the end).
     pub fallbacks: usize,
     /// The matching rule, if any.
     pub rule: Option<&'a str>,
 }
 
-/// Plans a chat request.
-pub fn plan<'a>(route: &'a RouteRuntime, req: &ChatRequest, headers: &HeaderMap) -> Plan<'a> {
-    let facts = Facts::of(
-        req,
-        route.rules.iter().any(|r| {
-            r.config.matches.min_prompt_tokens.is_some()
-                || r.config.matches.max_prompt_tokens.is_some()
-        }),
-    );
+impl Plan<'_> {
+    /// Whether the backend at `index` comes from `fallbacks`.
+    pub fn is_fallback(&self, index: usize) -> bool {
+        index >= self.backends.len().saturating_sub(self.fallbacks)
+    }
+}
+
+/// Plans a chat request; `prompt_tokens` is only read when a rule matches on it.
+pub fn plan<'a>(
+    route: &'a RouteRuntime,
+    req: &ChatRequest,
+    headers: &HeaderMap,
+    prompt_tokens: u64,
+) -> Plan<'a> {
+    if route.rules.is_empty() {
+        return plan_default(route);
+    }
+    let facts = Facts::of(req, prompt_tokens);
     match route.rules.iter().find(|r| matches(r, &facts, headers)) {
-        Some(rule) => plan_from(
-            &rule.config.backends,
-            &rule.set,
-            &route.config.fallbacks,
-            Some(rule.config.name.as_str()),
-        ),
+        Some(rule) => plan_from(&rule.list, route, Some(rule.config.name.as_str())),
         None => plan_default(route),
     }
 }
 
 /// Plans a request that rules do not apply to (embeddings).
 pub fn plan_default(route: &RouteRuntime) -> Plan<'_> {
-    plan_from(
-        &route.config.backends,
-        &route.set,
-        &route.config.fallbacks,
-        None,
-    )
+    plan_from(&route.list, route, None)
 }
 
 fn plan_from<'a>(
-    chosen: &'a [WeightedBackend],
-    set: &balance::BackendSet,
-    fallbacks: &'a [BackendConfig],
+    list: &'a BackendList,
+    route: &'a RouteRuntime,
     rule: Option<&'a str>,
 ) -> Plan<'a> {
-    let mut backends: Vec<&BackendConfig> = set
-        .order()
-        .into_iter()
-        .filter_map(|i| chosen.get(i))
-        .map(|w| &w.backend)
-        .collect();
-    backends.extend(fallbacks.iter());
+    let mut backends: Vec<&Arc<Backend>> =
+        Vec::with_capacity(list.backends.len() + route.fallbacks.len());
+    list.set.order(|i| {
+        if let Some(b) = list.backends.get(i) {
+            backends.push(b);
+        }
+    });
+    backends.extend(route.fallbacks.iter());
     Plan {
         backends,
-        fallbacks: fallbacks.len(),
+        fallbacks: route.fallbacks.len(),
         rule,
     }
 }
 
-/// What rules look at, computed once per request.
+/// What rules look at, computed once per request (only when the route has rules).
 struct Facts {
     has_tools: bool,
     has_images: bool,
@@ -85,7 +88,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(req: &ChatRequest, count_tokens: bool) -> Self {
+    fn of(req: &ChatRequest, prompt_tokens: u64) -> Self {
         let has_images = req.messages.iter().any(|m| match &m.content {
             Some(Content::Parts(parts)) => parts
                 .iter()
@@ -98,11 +101,7 @@ impl Facts {
             has_images,
             last_user_lower: last_user.to_lowercase(),
             last_user,
-            prompt_tokens: if count_tokens {
-                tokens::prompt_tokens(req)
-            } else {
-                0
-            },
+            prompt_tokens,
         }
     }
 }
@@ -140,85 +139,5 @@ fn matches(rule: &RuleRuntime, facts: &Facts, headers: &HeaderMap) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use serde_json::json;
-    use tollgate_crds::config::GatewayConfig;
-
-    use super::*;
-    use crate::config::Snapshot;
-
-    fn snapshot() -> Snapshot {
-        let b = |p: &str, priority: u32, weight: u32| json!({"provider": p, "model": "m", "timeouts": {"connectMs": 1, "firstTokenMs": 1, "idleMs": 1, "totalMs": 1}, "weight": weight, "priority": priority});
-        let providers: Vec<serde_json::Value> = ["ns/a", "ns/b", "ns/c", "ns/d"]
-            .iter()
-            .map(|id| json!({"id": id, "type": "mock", "models": [{"name": "m", "pricing": {"input": "0", "output": "0", "cachedInput": "0", "cacheWrite": "0", "reasoning": "0"}, "priceSource": {"from": "spec"}}]}))
-            .collect();
-        let config: GatewayConfig = serde_json::from_value(json!({
-            "version": 1, "budgets": [], "sources": [],
-            "providers": providers,
-            "routes": [{
-                "id": "ns/r", "model": "chat",
-                "backends": [b("ns/b", 1, 1), b("ns/a", 0, 0), b("ns/c", 0, 1)],
-                "fallbacks": [{"provider": "ns/d", "model": "m", "timeouts": {"connectMs": 1, "firstTokenMs": 1, "idleMs": 1, "totalMs": 1}}],
-                "rules": [
-                    {"name": "team", "match": {"headers": [{"name": "x-tollgate-team", "value": "res.*", "regex": true}]}, "backends": [b("ns/d", 0, 1)]},
-                    {"name": "words", "match": {"keywords": ["invoice"], "hasTools": false}, "backends": [b("ns/a", 0, 1)]},
-                ],
-                "retry": {"attempts": 1, "backoffInitialMs": 1, "backoffMaxMs": 1, "on": [], "budgetPercent": 0},
-            }],
-        }))
-        .unwrap();
-        Snapshot::build(config, &BTreeMap::new(), None).unwrap()
-    }
-
-    fn req(text: &str) -> ChatRequest {
-        serde_json::from_value(
-            json!({"model": "chat", "messages": [{"role": "user", "content": text}]}),
-        )
-        .unwrap()
-    }
-
-    fn providers<'a>(plan: &Plan<'a>) -> Vec<&'a str> {
-        plan.backends.iter().map(|b| b.provider.as_str()).collect()
-    }
-
-    #[test]
-    fn default_backends_by_priority_then_fallbacks() {
-        let s = snapshot();
-        let route = s.route("chat").unwrap();
-        let p = plan(route, &req("hello"), &HeaderMap::new());
-        assert_eq!(providers(&p), vec!["ns/c", "ns/a", "ns/b", "ns/d"]);
-        assert_eq!((p.fallbacks, p.rule), (1, None));
-    }
-
-    #[test]
-    fn every_backend_of_routes_rules_and_fallbacks_has_a_health_identity() {
-        let ids = snapshot().backend_ids();
-        let mut ids: Vec<_> = ids.into_iter().collect();
-        ids.sort();
-        assert_eq!(ids, vec!["ns/a#0/m", "ns/b#0/m", "ns/c#0/m", "ns/d#0/m"]);
-    }
-
-    #[test]
-    fn first_matching_rule_wins() {
-        let s = snapshot();
-        let route = s.route("chat").unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert("x-tollgate-team", "research".parse().unwrap());
-        let p = plan(route, &req("my Invoice"), &headers);
-        assert_eq!(
-            (p.rule, providers(&p)),
-            (Some("team"), vec!["ns/d", "ns/d"])
-        );
-        let p = plan(route, &req("my Invoice"), &HeaderMap::new());
-        assert_eq!(p.rule, Some("words"), "keywords are case-insensitive");
-        headers.insert("x-tollgate-team", "xresearch".parse().unwrap());
-        assert_eq!(
-            plan(route, &req("nothing"), &headers).rule,
-            None,
-            "header regexes match the whole value"
-        );
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

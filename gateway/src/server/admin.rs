@@ -48,6 +48,11 @@ pub async fn config_status(State(app): State<Arc<AppState>>) -> Response {
 
 /// Each backend's (provider, key, model) passive-health state.
 pub async fn backends(State(app): State<Arc<AppState>>) -> Response {
-    Json(serde_json::json!({"backends": app.health.views(tokio::time::Instant::now())}))
-        .into_response()
+    let now = tokio::time::Instant::now();
+    let backends = app
+        .config
+        .snapshot()
+        .map(|s| s.health_views(now))
+        .unwrap_or_default();
+    Json(serde_json::json!({ "backends": backends })).into_response()
 }

@@ -32,11 +32,30 @@ pub async fn json<T: serde::de::DeserializeOwned>(
     }
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| GatewayError::PayloadTooLarge { limit })?;
+        .map_err(|e| body_error(&e, limit))?;
     serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest {
         message: format!("the request body is not valid JSON for this endpoint: {e}"),
         param: None,
     })
+}
+
+/// Why a body could not be read: too large (413), too slow (408), or not valid HTTP framing
+/// such as a malformed chunk (400).
+fn body_error(e: &axum::Error, limit: usize) -> GatewayError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return GatewayError::PayloadTooLarge { limit };
+        }
+        if let Some(t) = c.downcast_ref::<super::BodyTimeout>() {
+            return GatewayError::RequestTimeout(t.0.as_secs().max(1));
+        }
+        cause = c.source();
+    }
+    GatewayError::BadRequest {
+        message: "the request body could not be read: its HTTP framing is malformed".to_owned(),
+        param: None,
+    }
 }
 
 /// The response for a handler's result: errors as OpenAI JSON (logged once, here), and the

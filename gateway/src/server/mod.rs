@@ -4,12 +4,9 @@
 
 mod admin;
 mod body;
-mod call;
-mod chat;
-mod embeddings;
+mod conn;
+mod handle;
 mod models;
-mod sse;
-mod walk;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -19,26 +16,17 @@ use axum::{
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
+pub use conn::{BodyTimeout, ConnectionLimits};
+
 use crate::{
     config::{ConfigSource, ConfigState},
     metrics::Metrics,
-    resilience::health::{HealthRegistry, HealthSettings},
+    pipeline::{chat::Chat, embeddings::Embeddings},
+    resilience::health::HealthSettings,
 };
 
-/// What the servers share.
-#[derive(Debug)]
-pub struct AppState {
-    /// The config.
-    pub config: Arc<ConfigState>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Largest accepted request body.
-    pub max_body: usize,
-    /// Passive health of every backend and key; survives config reloads.
-    pub health: Arc<HealthRegistry>,
-    /// Ejection thresholds and cooldowns.
-    pub health_settings: HealthSettings,
-}
+/// What the servers share: what the request pipeline reads.
+pub type AppState = crate::pipeline::Shared;
 
 /// How to run the gateway.
 #[derive(Clone, Debug)]
@@ -57,13 +45,15 @@ pub struct Options {
     pub recheck: Duration,
     /// Ejection thresholds and cooldowns.
     pub health: HealthSettings,
+    /// Header, body and idle timeouts and the connection cap (per listener).
+    pub limits: ConnectionLimits,
 }
 
 /// The API routes.
 pub fn api_router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat::handle))
-        .route("/v1/embeddings", post(embeddings::handle))
+        .route("/v1/chat/completions", post(handle::handle::<Chat>))
+        .route("/v1/embeddings", post(handle::handle::<Embeddings>))
         .route("/v1/models", get(models::handle))
         .fallback(models::not_found)
         .with_state(state)
@@ -92,7 +82,6 @@ pub struct Running {
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
     watcher: JoinHandle<()>,
-    pruner: JoinHandle<()>,
     drain_timeout: Duration,
 }
 
@@ -101,12 +90,14 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.watcher.abort();
-        self.pruner.abort();
-        if tokio::time::timeout(self.drain_timeout, self.servers)
+        let mut servers = self.servers;
+        if tokio::time::timeout(self.drain_timeout, &mut servers)
             .await
             .is_err()
         {
             tracing::warn!(timeout = ?self.drain_timeout, "drain timeout reached; closing remaining connections");
+            // Dropping the servers' task sets drops every connection task with them.
+            servers.abort();
         }
     }
 }
@@ -120,10 +111,8 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         max_body: options.max_body,
-        health: Arc::new(HealthRegistry::new()),
         health_settings: options.health.clone(),
     });
-    tokio::task::spawn_blocking(crate::routing::tokens::warm_up);
     let api = TcpListener::bind(options.listen).await?;
     let admin = TcpListener::bind(options.admin_listen).await?;
     let (api_addr, admin_addr) = (api.local_addr()?, admin.local_addr()?);
@@ -131,22 +120,21 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
     crate::config::watch::reload(&options.source, &config, &metrics).await;
     let watcher =
         crate::config::watch::spawn(options.source.clone(), config, metrics, options.recheck);
-    let pruner = tokio::spawn(prune_health(Arc::clone(&state)));
     let (stop, stopped) = watch::channel(false);
-    let wait = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let api_server = axum::serve(api, api_router(Arc::clone(&state)))
-        .with_graceful_shutdown(wait(stopped.clone()));
-    let admin_server =
-        axum::serve(admin, admin_router(Arc::clone(&state))).with_graceful_shutdown(wait(stopped));
+    let api_server = conn::serve(
+        api,
+        api_router(Arc::clone(&state)),
+        options.limits.clone(),
+        stopped.clone(),
+    );
+    let admin_server = conn::serve(
+        admin,
+        admin_router(Arc::clone(&state)),
+        options.limits.clone(),
+        stopped,
+    );
     let servers = tokio::spawn(async move {
-        let (a, b) = tokio::join!(api_server.into_future(), admin_server.into_future());
-        for result in [a, b] {
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        }
+        tokio::join!(api_server, admin_server);
     });
     tracing::info!(%api_addr, %admin_addr, "tollgate-gateway listening");
     Ok(Running {
@@ -156,20 +144,6 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
         stop,
         servers,
         watcher,
-        pruner,
         drain_timeout: options.drain_timeout,
     })
-}
-
-/// Forgets the health of backends the current config no longer uses, once a minute, so
-/// `/debug/backends` shows only live ones and the registry cannot grow without bound.
-async fn prune_health(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        if let Some(snapshot) = state.config.snapshot() {
-            let live = snapshot.backend_ids();
-            state.health.retain(|id| live.contains(id));
-        }
-    }
 }

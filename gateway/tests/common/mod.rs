@@ -72,6 +72,7 @@ pub async fn start(dir: &Path) -> Running {
         max_body: 1024 * 1024,
         recheck: Duration::from_millis(200),
         health: test_health(),
+        limits: Default::default(),
     })
     .await
     .unwrap()
@@ -90,6 +91,7 @@ pub async fn start_with_health(
         max_body: 1024 * 1024,
         recheck: Duration::from_millis(200),
         health,
+        limits: Default::default(),
     })
     .await
     .unwrap()

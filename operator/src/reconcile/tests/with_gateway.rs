@@ -87,6 +87,7 @@ async fn programmed_follows_what_a_real_gateway_loads() {
         max_body: 1024 * 1024,
         recheck: Duration::from_millis(100),
         health: HealthSettings::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap();

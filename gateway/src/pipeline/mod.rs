@@ -1,0 +1,312 @@
+//! The attempt pipeline: one path every request takes, whatever the operation (chat as JSON
+//! or as a stream, embeddings; later Anthropic Messages and Responses ingress, images).
+//! An [`Operation`] says what differs — how to parse, plan, translate and receive; the
+//! pipeline owns the order and everything around it.
+//!
+//! Stages, in order (the `HOOK` lines are where later features plug in):
+//!
+//! 1. **admit** — the snapshot, the route for the requested model, the operation's own
+//!    checks. HOOK identity/auth (who is calling: virtual key, team) and rate limit (per
+//!    route or team) go here, before any work is spent on the request.
+//! 2. **size** — the prompt's size: a byte bound first (free), an estimate of its tokens only
+//!    when a rule, a key's token quota or a context window needs it (`routing::tokens`,
+//!    O(bytes), bounded).
+//! 3. **plan** — the backends in the order to try (`routing::plan`). HOOK cache lookup (an
+//!    answer returns here without an upstream call) and budget check + reservation (refuse
+//!    or reserve the request's estimated cost) go after planning, when the candidate models
+//!    and so their prices are known. HOOK guardrails on the prompt go here too.
+//! 4. **walk** — the next backend and key ([`walk`]): health, quotas, windows, retries,
+//!    fallback, panic mode.
+//! 5. **translate** — the adapter's upstream request; an adapter that cannot express the
+//!    request refuses, and the walk skips that backend.
+//! 6. **call** — send over the backend's transport ([`call`]), classify a non-2xx answer.
+//! 7. **receive** — the body (JSON) or the stream up to its first chunk ([`stream`]);
+//!    until then a failure may still fall back.
+//! 8. **report** — the outcome to the walk (health, attempt metrics, retry decisions).
+//! 9. **respond / settle** — the answer with the `x-tollgate-*` headers ([`respond`]); its
+//!    metrics, overhead and quota correction ([`settle`]) at once for JSON, at the end for
+//!    a stream. HOOK guardrails on the response (per chunk for streams), cache store and
+//!    cost settle go here.
+
+pub mod call;
+pub mod chat;
+pub mod embeddings;
+pub mod respond;
+pub mod settle;
+pub mod stream;
+pub mod walk;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use self::{
+    call::{Clock, Deadlines},
+    respond::Served,
+    settle::Settle,
+    stream::StreamReader,
+    walk::{PromptSize, Walk},
+};
+use crate::{
+    config::ConfigState,
+    error::GatewayError,
+    failure::Failure,
+    metrics::{Metrics, RequestLabels, TokenCounts},
+    providers::{Adapter, RequestError, Target, UpstreamRequest},
+    resilience::health::HealthSettings,
+    routing::{Plan, RouteRuntime},
+    upstream::UpstreamResponse,
+};
+
+/// What every request's pipeline reads.
+#[derive(Debug)]
+pub struct Shared {
+    /// The config.
+    pub config: Arc<ConfigState>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest accepted request body.
+    pub max_body: usize,
+    /// Ejection thresholds and cooldowns.
+    pub health_settings: HealthSettings,
+}
+
+/// One kind of request the pipeline serves.
+pub trait Operation: Send + Sync + 'static {
+    /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`).
+    const NAME: &'static str;
+    /// The client's request.
+    type Request: DeserializeOwned + Send + Sync;
+
+    /// The model (route name or alias) asked for.
+    fn model(req: &Self::Request) -> &str;
+
+    /// Checks the operation's own rules before any routing.
+    fn check(req: &Self::Request) -> Result<(), GatewayError>;
+
+    /// An upper bound of the prompt's tokens that costs nothing to compute (0 when the
+    /// operation has no prompt that windows or quotas apply to).
+    fn prompt_bytes(req: &Self::Request) -> u64;
+
+    /// An estimate of the prompt's tokens (called only when something needs it).
+    fn prompt_tokens(req: &Self::Request) -> u64;
+
+    /// The backends to try, in order.
+    fn plan<'a>(
+        route: &'a RouteRuntime,
+        req: &Self::Request,
+        headers: &HeaderMap,
+        prompt_tokens: u64,
+    ) -> Plan<'a>;
+
+    /// The upstream request for one attempt; `Err` when this adapter cannot express it.
+    fn translate(
+        adapter: &Adapter,
+        target: &Target<'_>,
+        req: &Self::Request,
+    ) -> Result<UpstreamRequest, RequestError>;
+
+    /// Reads a successful upstream answer: the whole body, or a stream to its first chunk.
+    fn receive(
+        adapter: &Adapter,
+        target: &Target<'_>,
+        req: &Self::Request,
+        upstream: UpstreamResponse,
+        clock: Clock,
+    ) -> impl Future<Output = Result<Answer, Failure>> + Send;
+}
+
+/// A successful attempt's answer.
+pub enum Answer {
+    /// A complete JSON answer.
+    Json(JsonAnswer),
+    /// A stream whose first chunk is ready. Boxed: translators differ a lot in size.
+    Stream(Box<StreamReader>),
+}
+
+/// A JSON answer, encoded for the client.
+pub struct JsonAnswer {
+    /// The body.
+    pub body: Bytes,
+    /// The model that answered, for metrics.
+    pub model: String,
+    /// Tokens as metered.
+    pub tokens: Option<TokenCounts>,
+    /// Total tokens, to correct the key's token quota.
+    pub total_tokens: Option<u64>,
+    /// The attempt's clock.
+    pub clock: Clock,
+}
+
+/// Serves one parsed request through every stage (see the module docs). The caller parses
+/// the body and turns the error into the client's response.
+pub async fn serve<O: Operation>(
+    shared: &Shared,
+    req: O::Request,
+    headers: &HeaderMap,
+    request_id: &str,
+    started: Instant,
+) -> Result<http::Response<axum::body::Body>, GatewayError> {
+    let span = tracing::info_span!("request", request_id, operation = O::NAME);
+    run::<O>(shared, &req, headers, request_id, started)
+        .instrument(span)
+        .await
+}
+
+async fn run<O: Operation>(
+    shared: &Shared,
+    req: &O::Request,
+    headers: &HeaderMap,
+    request_id: &str,
+    started: Instant,
+) -> Result<http::Response<axum::body::Body>, GatewayError> {
+    // 1. admit.
+    O::check(req)?;
+    let snapshot = shared.config.snapshot().ok_or(GatewayError::NotReady)?;
+    let model = O::model(req);
+    let route = snapshot
+        .route(model)
+        .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
+    // 2. size.
+    let prompt = size::<O>(route, req);
+    // 3. plan.
+    let plan = O::plan(route, req, headers, prompt.tokens);
+    if plan.backends.is_empty() {
+        return Err(GatewayError::NoBackend {
+            model: model.to_owned(),
+            why: format!(
+                "no backend of route {} resolved; see the LLMRoute's conditions",
+                route.config.id
+            ),
+        });
+    }
+    let created = jiff::Timestamp::now().as_second();
+    let mut walk = Walk::new(
+        &plan,
+        route,
+        &shared.health_settings,
+        &shared.metrics,
+        prompt,
+        started,
+    );
+    let mut waited = std::time::Duration::ZERO;
+    // 4. walk.
+    while let Some(pick) = walk.next().await {
+        let backend = pick.backend;
+        let adapter = &backend.provider.adapter;
+        let target = Target {
+            provider: &backend.provider.config,
+            model: &backend.config.model,
+            secret: pick.secret,
+            request_id,
+            created,
+        };
+        // 5. translate.
+        let upstream_req = match O::translate(adapter, &target, req) {
+            Ok(r) => r,
+            Err(refusal) => {
+                walk.refused(pick, refusal);
+                continue;
+            }
+        };
+        // 6. call, 7. receive.
+        let mut clock = Clock {
+            deadlines: Deadlines::new(backend, started),
+            waited,
+        };
+        let outcome = match call::call(backend, upstream_req, request_id, &mut clock).await {
+            Ok(response) => O::receive(adapter, &target, req, response, clock).await,
+            Err(f) => Err(f),
+        };
+        // 8. report, 9. respond.
+        let answer = match outcome {
+            Ok(answer) => answer,
+            Err(failure) => {
+                waited = clock.waited;
+                tracing::info!(
+                    provider = %backend.config.provider,
+                    model = %backend.config.model,
+                    kind = failure.kind.as_str(),
+                    status = failure.status,
+                    error = %failure.safe_message(),
+                    "attempt failed"
+                );
+                let mut labels = labels::<O>(route, backend, model);
+                labels.error_type = failure.kind.as_str();
+                shared
+                    .metrics
+                    .request(&labels, started.elapsed().as_secs_f64(), None);
+                walk.failed(&pick, failure);
+                continue;
+            }
+        };
+        walk.succeeded(&pick);
+        let served = Served {
+            route: &route.config.id,
+            provider: &backend.config.provider,
+            model: &backend.config.model,
+            attempts: pick.attempt,
+            fallback: pick.fallback,
+            rule: plan.rule,
+        };
+        let mut settle = Settle {
+            metrics: Arc::clone(&shared.metrics),
+            labels: labels::<O>(route, backend, model),
+            started,
+            backend: Arc::clone(backend),
+            health: Arc::clone(pick.health),
+            settings: shared.health_settings.clone(),
+            quota: pick.quota.map(|q| (Arc::clone(q), prompt.tokens)),
+            fallback: pick.fallback,
+            route: Arc::clone(&route.id),
+        };
+        return Ok(match answer {
+            Answer::Json(json) => {
+                settle.labels.gen_ai_response_model = json.model;
+                let busy = started.elapsed().saturating_sub(json.clock.waited);
+                settle.finish(None, json.total_tokens, json.tokens, busy);
+                respond::json(json.body, &served)
+            }
+            Answer::Stream(reader) => respond::stream(*reader, settle, &served),
+        });
+    }
+    Err(walk.into_error(model))
+}
+
+/// The size stage: tokens are estimated only when a rule, a token quota or a context window
+/// the byte bound may overflow needs them.
+fn size<O: Operation>(route: &RouteRuntime, req: &O::Request) -> PromptSize {
+    let bytes = O::prompt_bytes(req);
+    if bytes == 0 {
+        return PromptSize::default();
+    }
+    let needed = route.rules_count_tokens
+        || route
+            .list
+            .backends
+            .iter()
+            .chain(&route.fallbacks)
+            .chain(route.rules.iter().flat_map(|r| &r.list.backends))
+            .any(|b| b.provider.limits_tokens() || b.window_may_overflow(bytes));
+    PromptSize {
+        tokens: if needed { O::prompt_tokens(req) } else { 0 },
+    }
+}
+
+fn labels<O: Operation>(
+    route: &RouteRuntime,
+    backend: &crate::backend::Backend,
+    model: &str,
+) -> RequestLabels {
+    RequestLabels::new(
+        O::NAME,
+        backend.provider.config.provider_type,
+        model,
+        &backend.config.model,
+        &route.config.id,
+    )
+}
