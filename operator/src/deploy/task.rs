@@ -83,21 +83,14 @@ pub async fn run(ctx: Arc<Context>) {
     let (deployments, d) = reflect::<Deployment>(&ctx, &namespace, &labels, &changed);
     let (services, s) = reflect::<Service>(&ctx, &namespace, &labels, &changed);
     let (budgets, b) = reflect::<PodDisruptionBudget>(&ctx, &namespace, &labels, &changed);
-    let mut drivers = vec![d, s, b];
-    let autoscalers = spec.autoscaling.as_ref().map(|_| {
-        let (store, driver) =
-            reflect::<HorizontalPodAutoscaler>(&ctx, &namespace, &labels, &changed);
-        drivers.push(driver);
-        store
-    });
-    let drivers = futures_util::future::join_all(drivers);
+    // Watched even when not configured: one left from earlier settings is removed.
+    let (autoscalers, a) = reflect::<HorizontalPodAutoscaler>(&ctx, &namespace, &labels, &changed);
+    let drivers = futures_util::future::join_all(vec![d, s, b, a]);
     let work = async {
         wait_ready(&deployments).await;
         wait_ready(&services).await;
         wait_ready(&budgets).await;
-        if let Some(a) = &autoscalers {
-            wait_ready(a).await;
-        }
+        wait_ready(&autoscalers).await;
         let mut state = TaskState::default();
         loop {
             if target.owner.is_none() {
@@ -107,7 +100,7 @@ pub async fn run(ctx: Arc<Context>) {
                 deployments: &deployments,
                 services: &services,
                 budgets: &budgets,
-                autoscalers: autoscalers.as_ref(),
+                autoscalers: &autoscalers,
             };
             let failed = round(&ctx, &spec, &target, &stores, &mut state).await;
             state.failures = if failed {
@@ -145,7 +138,7 @@ struct Stores<'a> {
     deployments: &'a Store<Deployment>,
     services: &'a Store<Service>,
     budgets: &'a Store<PodDisruptionBudget>,
-    autoscalers: Option<&'a Store<HorizontalPodAutoscaler>>,
+    autoscalers: &'a Store<HorizontalPodAutoscaler>,
 }
 
 /// One pass: ensure every object, then report the rollout. Returns whether a write failed.
@@ -158,8 +151,10 @@ async fn round(
 ) -> bool {
     let mut failed = false;
     let mut repaired = Vec::new();
+    let mut removed = Vec::new();
     let mut note = |kind: &str, name: &str, result: Result<Written, kube::Error>| match result {
         Ok(Written::Repaired) => repaired.push(format!("{kind} {name}")),
+        Ok(Written::Removed) => removed.push(format!("{kind} {name}")),
         Ok(_) => {}
         Err(e) => {
             failed = true;
@@ -185,19 +180,30 @@ async fn round(
         &admin_name,
         ensure(ctx, stores.services, &admin, "service").await,
     );
-    if let Some(pdb) = disruption::disruption_budget(spec, target) {
-        note(
+    match disruption::disruption_budget(spec, target) {
+        Some(pdb) => note(
             "PodDisruptionBudget",
             &spec.name,
             ensure(ctx, stores.budgets, &pdb, "poddisruptionbudget").await,
-        );
+        ),
+        None => note(
+            "PodDisruptionBudget",
+            &spec.name,
+            remove(ctx, stores.budgets, target, &spec.name).await,
+        ),
     }
-    if let (Some(hpa), Some(store)) = (autoscaler::autoscaler(spec, target), stores.autoscalers) {
-        note(
+    match autoscaler::autoscaler(spec, target) {
+        Some(hpa) => note(
             "HorizontalPodAutoscaler",
             &spec.name,
-            ensure(ctx, store, &hpa, "horizontalpodautoscaler").await,
-        );
+            ensure(ctx, stores.autoscalers, &hpa, "horizontalpodautoscaler").await,
+        ),
+        // A leftover autoscaler would keep resizing the Deployment against the settings.
+        None => note(
+            "HorizontalPodAutoscaler",
+            &spec.name,
+            remove(ctx, stores.autoscalers, target, &spec.name).await,
+        ),
     }
     if let Some(sm) = monitor::service_monitor(spec, target) {
         match ensure_monitor(ctx, &sm).await {
@@ -231,6 +237,20 @@ async fn round(
             format!(
                 "re-applied {} to match the gateway settings",
                 repaired.join(", ")
+            ),
+        )
+        .await;
+    }
+    if !removed.is_empty() {
+        tracing::info!(objects = ?removed, "gateway objects the settings no longer ask for; deleted");
+        publish(
+            ctx,
+            live.as_deref(),
+            EventType::Normal,
+            "Removed",
+            format!(
+                "deleted {}: the gateway settings no longer ask for it",
+                removed.join(", ")
             ),
         )
         .await;
@@ -309,6 +329,26 @@ enum Written {
     Unchanged,
     Created,
     Repaired,
+    Removed,
+}
+
+/// Deletes our object `name` of kind `K` if it exists (the reflector is label-selected, so
+/// only objects this operator manages are ever seen).
+async fn remove<K: Managed>(
+    ctx: &Context,
+    store: &Store<K>,
+    target: &Target,
+    name: &str,
+) -> Result<Written, kube::Error> {
+    if store.get(&key(target, name)).is_none() {
+        return Ok(Written::Unchanged);
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &target.objects.namespace);
+    match api.delete(name, &kube::api::DeleteParams::default()).await {
+        Ok(_) => Ok(Written::Removed),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Written::Unchanged),
+        Err(e) => Err(e),
+    }
 }
 
 fn key<K: Managed>(target: &Target, name: &str) -> ObjectRef<K> {

@@ -529,3 +529,49 @@ fn the_default_install_settings_are_accepted() {
     assert_eq!(s.name, "tollgate-gateway");
     assert!(s.image.ends_with("tollgate-gateway:0.1.0"), "{}", s.image);
 }
+
+#[tokio::test]
+async fn objects_the_settings_no_longer_ask_for_are_removed() {
+    let fake = fake_api();
+    let with = format!("{SETTINGS}\nautoscaling: {{minReplicas: 2, maxReplicas: 5}}\n");
+    let op = start(&fake, settings_with(&with));
+    eventually("the HPA", || {
+        fake.get::<HorizontalPodAutoscaler>(Some(NS), "tollgate-gateway")
+    })
+    .await;
+    eventually("the PDB", || {
+        fake.get::<PodDisruptionBudget>(Some(NS), "tollgate-gateway")
+    })
+    .await;
+    settle(&fake, Duration::from_millis(200)).await;
+    drop(op);
+
+    // New settings: no autoscaler, no budget. A leftover HPA would fight `replicas`.
+    let without = format!("{SETTINGS}\ndisruptionBudget: {{enabled: false}}\n");
+    let _op = start(&fake, settings_with(&without));
+    eventually("the HPA and PDB gone", || {
+        (fake
+            .get::<HorizontalPodAutoscaler>(Some(NS), "tollgate-gateway")
+            .is_none()
+            && fake
+                .get::<PodDisruptionBudget>(Some(NS), "tollgate-gateway")
+                .is_none())
+        .then_some(())
+    })
+    .await;
+    eventually("replicas set again", || {
+        (gateway(&fake)?.spec.replicas == Some(2)).then_some(())
+    })
+    .await;
+    let e = eventually("a Removed Event", || {
+        events(&fake, "Removed").into_iter().next()
+    })
+    .await;
+    assert!(
+        e.note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("HorizontalPodAutoscaler tollgate-gateway"),
+        "{e:?}"
+    );
+}

@@ -151,13 +151,31 @@ async fn the_committed_rbac_allows_every_request_the_operator_makes() {
     let gateway = FakeGateway::spawn().await;
     fake.seed_json(gateway.pod("gw-0")).unwrap();
     let mut settings = settings(SecretPolicy::Only([GATEWAY_NS.to_owned()].into()));
+    // A budget left from earlier settings, which these no longer ask for: deleted.
+    fake.seed_json(serde_json::json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "tollgate-gateway", "namespace": GATEWAY_NS, "labels": {
+            "app.kubernetes.io/component": "gateway",
+            "app.kubernetes.io/managed-by": "tollgate-operator"}},
+        "spec": {"maxUnavailable": 1},
+    }))
+    .unwrap();
     let deployment = format!(
-        "{}\nautoscaling: {{minReplicas: 2, maxReplicas: 4}}\n",
+        "{}\nautoscaling: {{minReplicas: 2, maxReplicas: 4}}\ndisruptionBudget: {{enabled: false}}\n",
         crate::deploy::tests::SETTINGS
     );
     settings.deployment =
         Some(crate::deploy::settings::GatewayDeployment::parse(&deployment).unwrap());
     let h = Harness::start_with(&fake, settings);
+    eventually("the leftover budget deleted", || {
+        fake.get::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(
+            Some(GATEWAY_NS),
+            "tollgate-gateway",
+        )
+        .is_none()
+        .then_some(())
+    })
+    .await;
     eventually("the gateway Deployment", || {
         fake.get::<k8s_openapi::api::apps::v1::Deployment>(Some(GATEWAY_NS), "tollgate-gateway")
     })
@@ -183,14 +201,28 @@ async fn the_committed_rbac_allows_every_request_the_operator_makes() {
         .collect();
     assert!(denied.is_empty(), "config/rbac does not allow: {denied:#?}");
 
-    // And the rules are not wider than needed: nothing grants delete or update.
-    let verbs: Vec<&String> = grants.iter().flat_map(|g| &g.verbs).collect();
-    assert!(
-        verbs
-            .iter()
-            .all(|v| !matches!(v.as_str(), "delete" | "deletecollection" | "update" | "*")),
-        "{verbs:?}"
-    );
+    // And the rules are not wider than needed: nothing grants update, and delete only on
+    // the named budget and autoscaler.
+    for g in &grants {
+        assert!(
+            g.verbs
+                .iter()
+                .all(|v| !matches!(v.as_str(), "deletecollection" | "update" | "*")),
+            "{:?}",
+            g.verbs
+        );
+        if g.verbs.iter().any(|v| v == "delete") {
+            assert!(
+                !g.names.is_empty()
+                    && g.resources.iter().all(|r| {
+                        r == "poddisruptionbudgets" || r == "horizontalpodautoscalers"
+                    }),
+                "delete on {:?} {:?}",
+                g.resources,
+                g.names
+            );
+        }
+    }
 }
 
 /// Every rule of the Roles and ClusterRoles in `docs`, normalized for comparison.
