@@ -126,8 +126,46 @@ pub fn contains(live: &Value, desired: &Value) -> bool {
         (Value::Array(l), Value::Array(d)) => {
             l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv))
         }
+        // The API server canonicalizes quantities ("0.5" is stored as "500m").
+        (Value::String(l), Value::String(d)) => {
+            l == d || matches!((quantity(l), quantity(d)), (Some(a), Some(b)) if a == b)
+        }
         (l, d) => l == d,
     }
+}
+
+/// A resource quantity (`500m`, `1.5Gi`, `2e3`) in milli-units, when `text` is one.
+fn quantity(text: &str) -> Option<i128> {
+    const SUFFIXES: [(&str, i128); 12] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000),
+    ];
+    let (number, scale_milli) = if let Some(n) = text.strip_suffix('m') {
+        (n, 1)
+    } else if let Some((n, factor)) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, factor)| text.strip_suffix(suffix).map(|n| (n, *factor)))
+    {
+        (n, factor * 1000)
+    } else {
+        (text, 1000)
+    };
+    let value: f64 = number.parse().ok()?;
+    if !value.is_finite() || number.is_empty() || number.starts_with('+') {
+        return None;
+    }
+    // Rounded to milli-units, as the API server does for CPU and memory.
+    Some((value * scale_milli as f64).round() as i128)
 }
 
 #[cfg(test)]
@@ -162,5 +200,22 @@ mod unit_tests {
         assert!(!contains(&drifted, &desired));
         let extra_port = json!({"spec": {"replicas": 2, "ports": [{"port": 80}, {"port": 81}]}});
         assert!(!contains(&extra_port, &desired));
+    }
+
+    #[test]
+    fn canonicalized_quantities_are_no_drift() {
+        let desired = json!({"cpu": "0.5", "memory": "1Gi", "image": "gw:1"});
+        assert!(contains(
+            &json!({"cpu": "500m", "memory": "1024Mi", "image": "gw:1"}),
+            &desired
+        ));
+        assert!(!contains(
+            &json!({"cpu": "600m", "memory": "1Gi", "image": "gw:1"}),
+            &desired
+        ));
+        assert!(!contains(
+            &json!({"cpu": "500m", "memory": "1Gi", "image": "gw:2"}),
+            &desired
+        ));
     }
 }
