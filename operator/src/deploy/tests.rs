@@ -26,8 +26,7 @@ use super::settings::GatewayDeployment;
 use crate::{
     metrics::Metrics,
     reconcile::Operator,
-    render::GatewayObjects,
-    settings::{SecretPolicy, Settings, Timings},
+    settings::{RunArgs, Settings, Timings},
     testing::{FakeApi, KindInfo},
 };
 
@@ -76,23 +75,34 @@ pub(crate) fn seed_operator(fake: &FakeApi) -> String {
     stored["metadata"]["uid"].as_str().unwrap().to_owned()
 }
 
+/// Settings as the flags give them (so new flags with defaults need no change here), with
+/// short loop timings and the gateway deployment from `deployment`.
 pub(crate) fn settings_with(deployment: &str) -> Settings {
-    Settings {
-        watch_namespaces: Vec::new(),
-        operator_namespace: NS.into(),
-        gateway: GatewayObjects::default(),
-        pod_selector: SELECTOR.into(),
-        admin_port: 9090,
-        secrets: SecretPolicy::Any,
-        timings: Timings {
-            debounce: Duration::from_millis(10),
-            poll_fast: Duration::from_millis(50),
-            poll_slow: Duration::from_millis(200),
-            poll_timeout: Duration::from_millis(200),
-            ..Timings::default()
-        },
-        deployment: Some(GatewayDeployment::parse(deployment).unwrap()),
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
     }
+    let cli = <Cli as clap::Parser>::try_parse_from([
+        "tollgate-operator",
+        "--namespace",
+        NS,
+        "--secret-namespaces",
+        "*",
+        "--gateway-pod-selector",
+        SELECTOR,
+    ])
+    .unwrap();
+    let mut settings = Settings::from_args(&cli.run).unwrap();
+    settings.timings = Timings {
+        debounce: Duration::from_millis(10),
+        poll_fast: Duration::from_millis(50),
+        poll_slow: Duration::from_millis(200),
+        poll_timeout: Duration::from_millis(200),
+        ..Timings::default()
+    };
+    settings.deployment = Some(GatewayDeployment::parse(deployment).unwrap());
+    settings
 }
 
 struct Running {
