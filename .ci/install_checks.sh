@@ -50,6 +50,14 @@ PY
     validate target/gateway-objects.yaml
 done
 
+step "values.schema.json refuses bad values"
+for bad in gateway.service.type=Ingress operator.replicas=0 secretNamespaces[0]=Not_A_Namespace gateway.unknownField=1; do
+    if helm template tollgate charts/tollgate --set "$bad" >/dev/null 2>&1; then
+        echo "helm template accepted --set $bad" >&2
+        exit 1
+    fi
+done
+
 step "kubectl kustomize config/default and config/rbac, validated"
 kubectl kustomize config/default > target/kustomize-default.yaml
 validate target/kustomize-default.yaml
