@@ -32,6 +32,37 @@ bench:
 scale routes="1000":
     TOLLGATE_SCALE_ROUTES={{routes}} cargo test -p tollgate-operator --lib measure_at_scale -- --ignored --nocapture
 
-# Tests against a real cluster (kind); set TOLLGATE_E2E_REQUIRE_CLUSTER=1 to fail instead of skip.
+# Tests against the cluster in your kubeconfig (skip without one; TOLLGATE_E2E_REQUIRE_CLUSTER=1
+# fails instead), then the whole install on kind: images, chart, samples, chat, key rotation,
+# route change without restart, uninstall (e2e/kind.sh; SKIPPED without docker and kind).
 e2e:
     cargo test -p tollgate-e2e -- --nocapture
+    e2e/kind.sh
+
+# Only the kind install suite.
+e2e-kind:
+    e2e/kind.sh
+
+# Both images (needs docker with network access for the rust:alpine build stage).
+images tag="dev":
+    docker build --target operator -t tollgate-operator:{{tag}} .
+    docker build --target gateway -t tollgate-gateway:{{tag}} .
+
+# Load the images into a kind cluster; install with
+# `helm install tollgate charts/tollgate -n tollgate-system --create-namespace --set image.registry= --set image.operator.tag=dev --set image.gateway.tag=dev`.
+kind-load tag="dev" cluster="kind":
+    kind load docker-image --name {{cluster}} tollgate-operator:{{tag}} tollgate-gateway:{{tag}}
+
+# Scratch images from locally built static binaries with buildah, run with podman (no base
+# image needed); SKIPPED without buildah/podman.
+image-smoke:
+    e2e/image-smoke.sh
+
+# Copy crds/*.yaml into the chart and re-render config/default from it (run after `just crds`).
+chart-sync:
+    .ci/k8s_tools.sh .venv/bin
+    PATH="$PWD/.venv/bin:$PATH" charts/sync.sh
+
+# The installability checks CI runs: chart lint/template/schemas, kustomize, hadolint, Argo CD Lua.
+install-checks:
+    .ci/install_checks.sh

@@ -46,6 +46,7 @@ async fn the_operator_writes_config_and_status_for_the_quickstart() {
                 admin_port: 9090,
                 secrets: SecretPolicy::Only([ns.clone()].into()),
                 timings: Timings::default(),
+                deployment: None,
             },
             lease: Some(LeaseSettings {
                 name: "tollgate-operator".into(),

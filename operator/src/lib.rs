@@ -1,7 +1,8 @@
 //! Tollgate's operator: reconciles `LLMProvider`, `LLMRoute` and `LLMBudget` into the
-//! gateway's ConfigMap and Secret ([`reconcile`]), writes their status, and renders the
-//! same objects offline ([`render`]).
+//! gateway's ConfigMap and Secret ([`reconcile`]), writes their status, manages the gateway
+//! Deployment and Services ([`deploy`]), and renders the config objects offline ([`render`]).
 
+pub mod deploy;
 pub mod health;
 pub mod leader;
 pub mod logging;

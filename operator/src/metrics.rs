@@ -47,6 +47,8 @@ pub struct Metrics {
     problems: Family<ReasonLabel, Gauge>,
     pods: Family<PodStateLabel, Gauge>,
     leader: Gauge,
+    rollout: Family<PodStateLabel, Gauge>,
+    gateway_replicas: Family<PodStateLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -71,6 +73,18 @@ impl Metrics {
         let problems = Family::<ReasonLabel, Gauge>::default();
         let pods = Family::<PodStateLabel, Gauge>::default();
         let leader = Gauge::default();
+        let rollout = Family::<PodStateLabel, Gauge>::default();
+        let gateway_replicas = Family::<PodStateLabel, Gauge>::default();
+        registry.register(
+            "gateway_rollout",
+            "1 for the managed gateway Deployment's rollout state (progressing, complete, stalled)",
+            rollout.clone(),
+        );
+        registry.register(
+            "gateway_replicas",
+            "Pods of the managed gateway Deployment: desired, updated (current template), available",
+            gateway_replicas.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles run, by kind (config = compile and apply)",
@@ -88,7 +102,7 @@ impl Metrics {
         );
         registry.register(
             "config_writes",
-            "Writes of the gateway ConfigMap or Secret",
+            "Writes of the gateway's objects (ConfigMap, Secret, and the managed Deployment, Services, ...)",
             writes.clone(),
         );
         registry.register(
@@ -121,6 +135,8 @@ impl Metrics {
             problems,
             pods,
             leader,
+            rollout,
+            gateway_replicas,
         }
     }
 
@@ -173,6 +189,28 @@ impl Metrics {
                     state: (*state).to_owned(),
                 })
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The managed gateway Deployment's rollout state and pod counts.
+    pub fn set_rollout(&self, state: &str, desired: i32, updated: i32, available: i32) {
+        for s in crate::deploy::rollout::Rollout::STATES {
+            self.rollout
+                .get_or_create(&PodStateLabel {
+                    state: s.to_owned(),
+                })
+                .set(i64::from(s == state));
+        }
+        for (s, n) in [
+            ("desired", desired),
+            ("updated", updated),
+            ("available", available),
+        ] {
+            self.gateway_replicas
+                .get_or_create(&PodStateLabel {
+                    state: s.to_owned(),
+                })
+                .set(i64::from(n));
         }
     }
 

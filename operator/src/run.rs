@@ -137,6 +137,7 @@ mod tests {
                     debounce: Duration::from_millis(10),
                     ..Timings::default()
                 },
+                deployment: None,
             },
             lease: Some(LeaseSettings {
                 name: "tollgate-operator".into(),

@@ -5,7 +5,10 @@ use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use clap::{Args, ValueEnum};
 
-use crate::render::GatewayObjects;
+use crate::{
+    deploy::{selector_labels, settings::GatewayDeployment},
+    render::GatewayObjects,
+};
 
 /// `tollgate-operator run` flags.
 #[derive(Args, Debug, Clone)]
@@ -78,6 +81,11 @@ pub struct RunArgs {
     /// How long a Lease holds without renewal.
     #[arg(long, env = "TOLLGATE_LEASE_DURATION_SECONDS", default_value_t = 15)]
     pub lease_duration_seconds: u64,
+    /// A settings file (YAML) describing the gateway Deployment, Services and
+    /// PodDisruptionBudget the operator then creates and keeps in place (see
+    /// docs/operations.md#gateway-settings). Without it the gateway is deployed by other means.
+    #[arg(long, env = "TOLLGATE_GATEWAY_SETTINGS", value_name = "FILE")]
+    pub gateway_settings: Option<std::path::PathBuf>,
     /// This replica's identity in the Lease. Default: the pod name, else the host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -171,6 +179,8 @@ pub struct Settings {
     pub secrets: SecretPolicy,
     /// Loop timings.
     pub timings: Timings,
+    /// The gateway deployment to manage, if any.
+    pub deployment: Option<GatewayDeployment>,
 }
 
 /// A flag value that cannot be used.
@@ -179,6 +189,34 @@ pub struct Settings {
 pub struct SettingsError {
     flag: &'static str,
     message: String,
+}
+
+impl Settings {
+    /// The namespaces whose client-key Secrets are watched (empty = every namespace): the
+    /// Secret allow-list (`--secret-namespaces` plus the operator's own), narrowed to the
+    /// watched namespaces when those are set. Client keys are Secrets too, so the operator
+    /// reads them only where it may read provider credentials, and the default RBAC (a
+    /// Role per allowed namespace, no cluster-wide Secret read) suffices.
+    pub fn client_key_namespaces(&self) -> Vec<String> {
+        match &self.secrets {
+            SecretPolicy::Any => self.watch_namespaces.clone(),
+            SecretPolicy::Only(allowed) => {
+                let mut namespaces: Vec<String> = allowed
+                    .iter()
+                    .filter(|n| {
+                        self.watch_namespaces.is_empty() || self.watch_namespaces.contains(n)
+                    })
+                    .cloned()
+                    .collect();
+                // Never empty (which would mean every namespace): the operator's own
+                // namespace is always on the allow-list.
+                if namespaces.is_empty() {
+                    namespaces.push(self.operator_namespace.clone());
+                }
+                namespaces
+            }
+        }
+    }
 }
 
 /// The field manager of every write, so server-side apply ownership is stable.
@@ -215,6 +253,19 @@ impl Settings {
                     .into(),
             });
         }
+        let deployment = match &args.gateway_settings {
+            Some(path) => Some(GatewayDeployment::load(path).map_err(|e| SettingsError {
+                flag: "gateway-settings",
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        if deployment.is_some() && selector_labels(&args.gateway_pod_selector).is_none() {
+            return Err(SettingsError {
+                flag: "gateway-pod-selector",
+                message: "must be equality-only (a=b,c=d) when --gateway-settings is set: its labels become the pod labels".into(),
+            });
+        }
         Ok(Self {
             watch_namespaces,
             operator_namespace: args.namespace.clone(),
@@ -227,6 +278,7 @@ impl Settings {
             admin_port: args.gateway_admin_port,
             secrets,
             timings: Timings::default(),
+            deployment,
         })
     }
 }
@@ -299,12 +351,60 @@ mod tests {
     }
 
     #[test]
+    fn client_keys_are_read_only_where_secrets_may_be() {
+        let s = settings(&["--namespace", "ops", "--secret-namespaces", "team-a"]).unwrap();
+        assert_eq!(s.client_key_namespaces(), ["ops", "team-a"]);
+        let s = settings(&[
+            "--namespace",
+            "ops",
+            "--secret-namespaces",
+            "team-a,team-b",
+            "--watch-namespaces",
+            "team-b,team-c",
+        ])
+        .unwrap();
+        assert_eq!(s.client_key_namespaces(), ["team-b"]);
+        let s = settings(&["--namespace", "ops", "--watch-namespaces", "team-c"]).unwrap();
+        assert_eq!(s.client_key_namespaces(), ["ops"]);
+        let s = settings(&["--secret-namespaces", "*"]).unwrap();
+        assert!(s.client_key_namespaces().is_empty(), "every namespace");
+    }
+
+    #[test]
     fn allow_list_and_star() {
         let s = settings(&["--secret-namespaces", "team-a, team-b,team-a"]).unwrap();
         assert!(s.secrets.permits("team-b") && s.secrets.permits("tollgate-system"));
         assert!(!s.secrets.permits("team-c"));
         let s = settings(&["--secret-namespaces", "*"]).unwrap();
         assert_eq!(s.secrets, SecretPolicy::Any);
+    }
+
+    #[test]
+    fn a_gateway_settings_file_needs_an_equality_pod_selector() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, "image: tollgate-gateway:1\nreplicas: 3\n").unwrap();
+        let path = file.to_str().unwrap();
+        let s = settings(&["--gateway-settings", path]).unwrap();
+        assert_eq!(s.deployment.map(|d| d.replicas), Some(3));
+        let e = settings(&[
+            "--gateway-settings",
+            path,
+            "--gateway-pod-selector",
+            "app in (gw)",
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--gateway-pod-selector: must be equality-only"),
+            "{e}"
+        );
+        std::fs::write(&file, "image: x\nreplicas: -1\n").unwrap();
+        let e = settings(&["--gateway-settings", path]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--gateway-settings: gateway settings: replicas: must not be negative"
+        );
     }
 
     #[test]

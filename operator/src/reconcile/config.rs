@@ -27,7 +27,7 @@ pub async fn run(ctx: Arc<Context>) {
     ctx.budgets.ready().await;
     ctx.client_keys
         .ready(super::client_keys::watch_count(
-            &ctx.settings.watch_namespaces,
+            &ctx.settings.client_key_namespaces(),
         ))
         .await;
     tracing::debug!("caches synced; config task starting");

@@ -96,10 +96,11 @@ impl Operator {
             config::run(context.clone()).boxed(),
             poller::run(context.clone()).boxed(),
             spend::run(context.clone()).boxed(),
+            crate::deploy::run(context.clone()).boxed(),
             pod_stream,
             client_keys::run(
                 context.client.clone(),
-                context.settings.watch_namespaces.clone(),
+                context.settings.client_key_namespaces(),
                 context.client_keys.clone(),
             )
             .boxed(),

@@ -286,7 +286,7 @@ impl FakeApi {
     }
 
     /// A builder with only the built-in kinds: ConfigMap, Secret, Namespace, Service,
-    /// ServiceAccount, Pod, core and events.k8s.io Events, Lease and Deployment.
+    /// ServiceAccount, Pod, core and events.k8s.io Events, Lease, Deployment, PodDisruptionBudget and HorizontalPodAutoscaler.
     pub fn builder() -> FakeApiBuilder {
         use k8s_openapi::api::{apps, coordination, core, events};
         let builder = FakeApiBuilder {
@@ -306,6 +306,12 @@ impl FakeApi {
             .kind(KindInfo::of::<events::v1::Event>(false))
             .kind(KindInfo::of::<coordination::v1::Lease>(false))
             .kind(KindInfo::of::<apps::v1::Deployment>(true))
+            .kind(KindInfo::of::<
+                k8s_openapi::api::policy::v1::PodDisruptionBudget,
+            >(true))
+            .kind(KindInfo::of::<
+                k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+            >(true))
     }
 
     /// A `kube::Client` backed by this server.

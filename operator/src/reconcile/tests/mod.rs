@@ -72,6 +72,7 @@ fn settings(secrets: SecretPolicy) -> Settings {
             poll_slow: Duration::from_millis(200),
             poll_timeout: Duration::from_millis(500),
         },
+        deployment: None,
     }
 }
 

@@ -38,19 +38,28 @@ fn strings(v: &Value) -> Vec<String> {
 fn grants() -> Vec<Grant> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/rbac");
     let mut out = Vec::new();
-    for file in ["cluster_role.yaml", "role.yaml"] {
-        let doc: Value =
-            serde_saphyr::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
-        let namespace = (doc["kind"] == "Role")
-            .then(|| doc["metadata"]["namespace"].as_str().unwrap().to_owned());
-        for rule in doc["rules"].as_array().unwrap() {
-            out.push(Grant {
-                namespace: namespace.clone(),
-                groups: strings(&rule["apiGroups"]),
-                resources: strings(&rule["resources"]),
-                names: strings(&rule["resourceNames"]),
-                verbs: strings(&rule["verbs"]),
-            });
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for doc in docs
+            .iter()
+            .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+        {
+            let namespace = (doc["kind"] == "Role")
+                .then(|| doc["metadata"]["namespace"].as_str().unwrap().to_owned());
+            for rule in doc["rules"].as_array().unwrap() {
+                out.push(Grant {
+                    namespace: namespace.clone(),
+                    groups: strings(&rule["apiGroups"]),
+                    resources: strings(&rule["resources"]),
+                    names: strings(&rule["resourceNames"]),
+                    verbs: strings(&rule["verbs"]),
+                });
+            }
         }
     }
     out
@@ -118,7 +127,10 @@ fn allowed(grants: &[Grant], a: &Access) -> bool {
 
 #[tokio::test]
 async fn the_committed_rbac_allows_every_request_the_operator_makes() {
-    let fake = FakeApi::new();
+    // Every optional gateway object too (autoscaler, ServiceMonitor), owned by the
+    // operator's Deployment.
+    let fake = crate::deploy::tests::fake_api();
+    crate::deploy::tests::seed_operator(&fake);
     let mut lease = Leadership::start(
         fake.client(),
         &LeaseSettings {
@@ -138,7 +150,36 @@ async fn the_committed_rbac_allows_every_request_the_operator_makes() {
     apply_yaml(&fake, OPENAI);
     let gateway = FakeGateway::spawn().await;
     fake.seed_json(gateway.pod("gw-0")).unwrap();
-    let h = Harness::start(&fake, SecretPolicy::Only([GATEWAY_NS.to_owned()].into()));
+    let mut settings = settings(SecretPolicy::Only([GATEWAY_NS.to_owned()].into()));
+    // A budget left from earlier settings, which these no longer ask for: deleted.
+    fake.seed_json(serde_json::json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "tollgate-gateway", "namespace": GATEWAY_NS, "labels": {
+            "app.kubernetes.io/component": "gateway",
+            "app.kubernetes.io/managed-by": "tollgate-operator"}},
+        "spec": {"maxUnavailable": 1},
+    }))
+    .unwrap();
+    let deployment = format!(
+        "{}\nautoscaling: {{minReplicas: 2, maxReplicas: 4}}\ndisruptionBudget: {{enabled: false}}\n",
+        crate::deploy::tests::SETTINGS
+    );
+    settings.deployment =
+        Some(crate::deploy::settings::GatewayDeployment::parse(&deployment).unwrap());
+    let h = Harness::start_with(&fake, settings);
+    eventually("the leftover budget deleted", || {
+        fake.get::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(
+            Some(GATEWAY_NS),
+            "tollgate-gateway",
+        )
+        .is_none()
+        .then_some(())
+    })
+    .await;
+    eventually("the gateway Deployment", || {
+        fake.get::<k8s_openapi::api::apps::v1::Deployment>(Some(GATEWAY_NS), "tollgate-gateway")
+    })
+    .await;
     let cm = eventually("the ConfigMap", || h.config_map()).await;
     gateway.load(&cm);
     h.wait_condition::<LLMRoute>(GATEWAY_NS, "chat", "Ready", ConditionStatus::True, "Ready")
@@ -160,12 +201,81 @@ async fn the_committed_rbac_allows_every_request_the_operator_makes() {
         .collect();
     assert!(denied.is_empty(), "config/rbac does not allow: {denied:#?}");
 
-    // And the rules are not wider than needed: nothing grants delete or update.
-    let verbs: Vec<&String> = grants.iter().flat_map(|g| &g.verbs).collect();
+    // And the rules are not wider than needed: nothing grants update, and delete only on
+    // the named budget and autoscaler.
+    for g in &grants {
+        assert!(
+            g.verbs
+                .iter()
+                .all(|v| !matches!(v.as_str(), "deletecollection" | "update" | "*")),
+            "{:?}",
+            g.verbs
+        );
+        if g.verbs.iter().any(|v| v == "delete") {
+            assert!(
+                !g.names.is_empty()
+                    && g.resources.iter().all(|r| {
+                        r == "poddisruptionbudgets" || r == "horizontalpodautoscalers"
+                    }),
+                "delete on {:?} {:?}",
+                g.resources,
+                g.names
+            );
+        }
+    }
+}
+
+/// Every rule of the Roles and ClusterRoles in `docs`, normalized for comparison.
+fn rule_set(docs: &[Value]) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for doc in docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+    {
+        let ns = doc["metadata"]["namespace"].as_str().unwrap_or("*cluster*");
+        for rule in doc["rules"].as_array().unwrap() {
+            let mut parts = Vec::new();
+            for field in ["apiGroups", "resources", "resourceNames", "verbs"] {
+                let mut v = strings(&rule[field]);
+                v.sort();
+                parts.push(format!("{field}={v:?}"));
+            }
+            out.insert(format!(
+                "{} {ns}: {}",
+                doc["kind"].as_str().unwrap(),
+                parts.join(" ")
+            ));
+        }
+    }
+    out
+}
+
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(&std::fs::read_to_string(path).unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// The chart (as rendered into config/default by charts/sync.sh) grants exactly what
+/// config/rbac grants, which the test above checks against the operator's requests.
+#[test]
+fn the_default_install_grants_exactly_the_committed_rbac() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut committed = Vec::new();
+    for entry in std::fs::read_dir(root.join("config/rbac")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            committed.extend(yaml_docs(&path));
+        }
+    }
+    let installed = yaml_docs(&root.join("config/default/tollgate.yaml"));
+    let (committed, installed) = (rule_set(&committed), rule_set(&installed));
+    let missing: Vec<_> = committed.difference(&installed).collect();
+    let extra: Vec<_> = installed.difference(&committed).collect();
     assert!(
-        verbs
-            .iter()
-            .all(|v| !matches!(v.as_str(), "delete" | "deletecollection" | "update" | "*")),
-        "{verbs:?}"
+        missing.is_empty() && extra.is_empty(),
+        "chart RBAC differs from config/rbac\nonly in config/rbac: {missing:#?}\nonly in the chart: {extra:#?}"
     );
 }
