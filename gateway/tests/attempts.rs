@@ -66,6 +66,7 @@ fn huge_prompts_do_not_stall_other_requests() {
             recheck: Duration::from_secs(60),
             health: test_health(),
             limits: Default::default(),
+            pays: Default::default(),
         })
         .await
         .unwrap()

@@ -131,6 +131,7 @@ async fn an_empty_manifest_does_not_replace_a_good_config() {
         recheck: Duration::from_millis(200),
         health: test_health(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap();

@@ -62,6 +62,7 @@ async fn a_yaml_error_next_to_a_secret_is_not_quoted_in_config_status() {
         recheck: Duration::from_millis(200),
         health: test_health(),
         limits: Default::default(),
+        pays: Default::default(),
     })
     .await
     .unwrap();
