@@ -36,7 +36,7 @@ scale routes="1000":
 # fails instead), then the whole install on kind: images, chart, samples, chat, key rotation,
 # route change without restart, uninstall (e2e/kind.sh; SKIPPED without docker and kind).
 e2e:
-    cargo test -p tollgate-e2e -- --nocapture
+    cargo test -p tollgate-e2e -- --ignored --nocapture
     e2e/kind.sh
 
 # Only the kind install suite.

@@ -1,8 +1,8 @@
 //! Shared helpers for Tollgate's end-to-end suites, which run against a real cluster (kind).
 //!
 //! Every suite starts with [`cluster`]: without a reachable API server it prints one
-//! `SKIP e2e: …` line and the test returns, so `cargo test` stays green on machines without
-//! Kubernetes. Set `TOLLGATE_E2E_REQUIRE_CLUSTER=1` (CI with kind) to make that a failure.
+//! `SKIP e2e: …` line and the test returns. The suites are `#[ignore]`d (run by `just e2e`),
+//! so a plain `cargo test` reports them as ignored, never as passed. Set `TOLLGATE_E2E_REQUIRE_CLUSTER=1` (CI with kind) to make that a failure.
 //!
 //! The rest is plumbing the suites share: installing the CRDs and waiting until they are
 //! served ([`install_crds`]), a throw-away namespace per test ([`with_namespace`]), and

@@ -1,7 +1,8 @@
 //! The Tollgate CRDs against a real API server: the samples are accepted, bad manifests are
 //! refused with their CEL message, and `kubectl get` shows the printer columns.
 //!
-//! Without a reachable cluster each test prints one `SKIP e2e: …` line and returns.
+//! Ignored by default (`just e2e` runs them); without a reachable cluster each test then
+//! prints one `SKIP e2e: …` line and returns.
 
 use kube::{
     Client,
@@ -29,6 +30,7 @@ fn object(kind: &str, name: &str, spec: Value) -> DynamicObject {
 }
 
 #[tokio::test]
+#[ignore = "needs a Kubernetes cluster; run with `just e2e`"]
 async fn samples_are_accepted() {
     let Some(client) = cluster().await else {
         return;
@@ -197,6 +199,7 @@ async fn check_refused(
 }
 
 #[tokio::test]
+#[ignore = "needs a Kubernetes cluster; run with `just e2e`"]
 async fn invalid_manifests_are_rejected_with_their_cel_message() {
     let Some(client) = cluster().await else {
         return;
@@ -249,6 +252,7 @@ fn column_names(columns: &[Value], key: &str) -> Vec<String> {
 }
 
 #[tokio::test]
+#[ignore = "needs a Kubernetes cluster; run with `just e2e`"]
 async fn printer_columns_are_served() {
     let Some(client) = cluster().await else {
         return;
