@@ -3,13 +3,10 @@
 
 use std::{collections::BTreeSet, net::SocketAddr, sync::Arc, time::Duration};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
+use super::admin_http::exchange;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde::Deserialize;
-use tokio::net::TcpStream;
 
 /// One object generation a pod serves: `(kind, namespace/name, generation)`.
 pub type Served = (String, String, i64);
@@ -241,22 +238,15 @@ struct SourceAnswer {
     generation: i64,
 }
 
-/// The largest `/config/status` answer read (it lists every object, so it can be large).
-const MAX_ANSWER: usize = 8 * 1024 * 1024;
-
 /// Asks every ready pod, concurrently, each within `timeout`.
 pub async fn poll(pods: &[Arc<Pod>], default_port: u16, timeout: Duration) -> GatewayView {
     let asks = pods.iter().filter_map(|pod| {
         let addr = admin_address(pod, default_port)?;
         let name = pod.name_any();
         Some(async move {
-            let state = match tokio::time::timeout(timeout, ask(addr)).await {
-                Ok(Ok(state)) => state,
-                Ok(Err(why)) => PodState::Unreachable(why),
-                Err(_) => {
-                    PodState::Unreachable(format!("no answer from {addr} within {timeout:?}"))
-                }
-            };
+            let state = ask(addr, timeout)
+                .await
+                .unwrap_or_else(PodState::Unreachable);
             PodReport { pod: name, state }
         })
     });
@@ -265,34 +255,9 @@ pub async fn poll(pods: &[Arc<Pod>], default_port: u16, timeout: Duration) -> Ga
     GatewayView { pods }
 }
 
-/// `GET /config/status` on one pod.
-async fn ask(addr: SocketAddr) -> Result<PodState, String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {addr} failed: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let request = http::Request::get("/config/status")
-        .header(http::header::HOST, addr.to_string())
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request to {addr} failed: {e}"))?;
-    let status = response.status();
-    let body = Limited::new(response.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the answer from {addr} failed: {e}"))?
-        .to_bytes();
-    driver.abort();
-    if !status.is_success() {
-        return Err(format!("{addr} answered HTTP {status}"));
-    }
+/// `GET /config/status` on one pod, within `timeout`.
+async fn ask(addr: SocketAddr, timeout: Duration) -> Result<PodState, String> {
+    let body = exchange(addr, "GET", "/config/status", None, timeout).await?;
     let answer: StatusAnswer = serde_json::from_slice(&body)
         .map_err(|e| format!("{addr} sent an unreadable /config/status: {e}"))?;
     Ok(PodState::Reported {

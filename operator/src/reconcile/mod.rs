@@ -7,6 +7,7 @@
 //! - the [`poller`] asks gateway pods what they serve ([`gateways`]);
 //! - the controllers turn the [`outcome`] and the pods' reports into [`status`].
 
+mod admin_http;
 pub mod apply;
 pub mod client_keys;
 pub mod config;
