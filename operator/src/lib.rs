@@ -2,6 +2,7 @@
 //! gateway's ConfigMap and Secret ([`reconcile`]), writes their status, manages the gateway
 //! Deployment and Services ([`deploy`]), and renders the config objects offline ([`render`]).
 
+pub mod api_client;
 pub mod deploy;
 pub mod health;
 pub mod leader;

@@ -113,9 +113,12 @@ async fn run(args: &RunArgs, settings: Settings) -> Result<(), String> {
     health::serve(args.metrics_addr, health.clone(), metrics.clone())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.metrics_addr))?;
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
         .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let client = tollgate_operator::api_client::rate_limited(builder, settings.limits.qps);
     let identity = args
         .identity
         .clone()

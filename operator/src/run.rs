@@ -120,7 +120,7 @@ mod tests {
     use super::*;
     use crate::{
         render::GatewayObjects,
-        settings::{SecretPolicy, Timings},
+        settings::{ApiLimits, SecretPolicy, Timings},
         testing::FakeApi,
     };
 
@@ -138,6 +138,7 @@ mod tests {
                     ..Timings::default()
                 },
                 deployment: None,
+                limits: ApiLimits::default(),
             },
             lease: Some(LeaseSettings {
                 name: "tollgate-operator".into(),

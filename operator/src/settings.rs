@@ -89,6 +89,14 @@ pub struct RunArgs {
     /// This replica's identity in the Lease. Default: the pod name, else the host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Most Kubernetes API requests per second this replica sends (client-side limit, a
+    /// burst of up to this many at once), so a large cluster or a crash loop cannot flood
+    /// the API server.
+    #[arg(long, env = "TOLLGATE_API_QPS", default_value_t = ApiLimits::default().qps)]
+    pub api_qps: u32,
+    /// Most objects of one kind whose status is reconciled at the same time.
+    #[arg(long, env = "TOLLGATE_CONTROLLER_CONCURRENCY", default_value_t = ApiLimits::default().concurrency)]
+    pub controller_concurrency: u16,
 }
 
 /// Log line formats.
@@ -162,6 +170,24 @@ impl Default for Timings {
     }
 }
 
+/// How hard the operator may use the Kubernetes API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Requests per second (and the burst) of the API client; at least 1.
+    pub qps: u32,
+    /// Reconciles of one kind running at once; at least 1.
+    pub concurrency: u16,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            qps: 50,
+            concurrency: 4,
+        }
+    }
+}
+
 /// Everything the controllers need to know, checked.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -181,6 +207,8 @@ pub struct Settings {
     pub timings: Timings,
     /// The gateway deployment to manage, if any.
     pub deployment: Option<GatewayDeployment>,
+    /// API request rate and reconcile concurrency.
+    pub limits: ApiLimits,
 }
 
 /// A flag value that cannot be used.
@@ -253,6 +281,18 @@ impl Settings {
                     .into(),
             });
         }
+        if args.api_qps == 0 {
+            return Err(SettingsError {
+                flag: "api-qps",
+                message: "must be at least 1 (0 would stop every API request)".into(),
+            });
+        }
+        if args.controller_concurrency == 0 {
+            return Err(SettingsError {
+                flag: "controller-concurrency",
+                message: "must be at least 1".into(),
+            });
+        }
         let deployment = match &args.gateway_settings {
             Some(path) => Some(GatewayDeployment::load(path).map_err(|e| SettingsError {
                 flag: "gateway-settings",
@@ -279,6 +319,10 @@ impl Settings {
             secrets,
             timings: Timings::default(),
             deployment,
+            limits: ApiLimits {
+                qps: args.api_qps,
+                concurrency: args.controller_concurrency,
+            },
         })
     }
 }
@@ -347,6 +391,28 @@ mod tests {
         assert!(
             !s.secrets.permits("team-a"),
             "other namespaces need the allow-list"
+        );
+    }
+
+    #[test]
+    fn api_limits_default_to_bounded_values_and_reject_zero() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.limits, ApiLimits::default());
+        assert!(s.limits.qps >= 1 && s.limits.concurrency >= 1);
+        let s = settings(&["--api-qps", "5", "--controller-concurrency", "2"]).unwrap();
+        assert_eq!(
+            s.limits,
+            ApiLimits {
+                qps: 5,
+                concurrency: 2
+            }
+        );
+        let e = settings(&["--api-qps", "0"]).unwrap_err();
+        assert!(e.to_string().starts_with("--api-qps:"), "{e}");
+        let e = settings(&["--controller-concurrency", "0"]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--controller-concurrency:"),
+            "{e}"
         );
     }
 

@@ -32,6 +32,7 @@ use kube::{
     Api, Client,
     runtime::{
         Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
         reflector::{self, Store},
         watcher,
@@ -198,7 +199,9 @@ fn controllers<K: Tracked>(
                 rx.changed().await.ok()?;
                 Some(((), rx))
             });
+            let config = ControllerConfig::default().concurrency(ctx.settings.limits.concurrency);
             Controller::for_stream(stream, store)
+                .with_config(config)
                 .reconcile_all_on(trigger)
                 .run(
                     controller::reconcile::<K>,

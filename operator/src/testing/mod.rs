@@ -322,6 +322,14 @@ impl FakeApi {
         kube::Client::new(service, self.shared.default_namespace.as_str())
     }
 
+    /// A client builder over this server, for clients with extra layers.
+    pub(crate) fn client_builder(&self) -> kube::client::ClientBuilder<FakeService> {
+        let service = FakeService {
+            shared: self.shared.clone(),
+        };
+        kube::client::ClientBuilder::new(service, self.shared.default_namespace.as_str())
+    }
+
     /// Stores an object directly (create or replace, status included), as if it had been
     /// there already; not counted as a write request.
     pub fn seed<K: Resource<DynamicType = ()> + Serialize>(

@@ -32,7 +32,7 @@ use super::{Operator, context::Context, controller::Tracked};
 use crate::{
     metrics::Metrics,
     render::{self, GatewayObjects},
-    settings::{SecretPolicy, Settings, Timings},
+    settings::{ApiLimits, SecretPolicy, Settings, Timings},
     testing::FakeApi,
 };
 
@@ -73,6 +73,7 @@ fn settings(secrets: SecretPolicy) -> Settings {
             poll_timeout: Duration::from_millis(500),
         },
         deployment: None,
+        limits: ApiLimits::default(),
     }
 }
 
