@@ -19,7 +19,7 @@ use tollgate_operator::{
     metrics::Metrics,
     render::GatewayObjects,
     run::{RunOptions, run},
-    settings::{SecretPolicy, Settings, Timings},
+    settings::{ApiLimits, SecretPolicy, Settings, Timings},
 };
 
 #[tokio::test]
@@ -49,6 +49,7 @@ async fn the_operator_writes_config_and_status_for_the_quickstart() {
                 secrets: SecretPolicy::Only([ns.clone()].into()),
                 timings: Timings::default(),
                 deployment: None,
+                limits: ApiLimits::default(),
             },
             lease: Some(LeaseSettings {
                 name: "tollgate-operator".into(),
