@@ -58,15 +58,9 @@ fn huge_prompts_do_not_stall_other_requests() {
     write_config(dir.path(), &mock_route(128_000));
     let g = gateway_rt.block_on(async {
         server::start(Options {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            source: ConfigSource::Dir(dir.path().to_path_buf()),
-            drain_timeout: Duration::from_secs(5),
             max_body: 32 * 1024 * 1024,
             recheck: Duration::from_secs(60),
-            health: test_health(),
-            limits: Default::default(),
-            pays: Default::default(),
+            ..test_options(ConfigSource::Dir(dir.path().to_path_buf()))
         })
         .await
         .unwrap()

@@ -123,15 +123,7 @@ async fn an_empty_manifest_does_not_replace_a_good_config() {
     let file = dir.path().join("gateway.yaml");
     std::fs::write(&file, MOCK).unwrap();
     let g = server::start(Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        source: ConfigSource::Manifests(vec![file.clone()]),
-        drain_timeout: Duration::from_secs(5),
-        max_body: 1024 * 1024,
-        recheck: Duration::from_millis(200),
-        health: test_health(),
-        limits: Default::default(),
-        pays: Default::default(),
+        ..test_options(ConfigSource::Manifests(vec![file.clone()]))
     })
     .await
     .unwrap();

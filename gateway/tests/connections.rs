@@ -34,15 +34,10 @@ async fn gateway(limits: ConnectionLimits, drain: Duration) -> (Running, tempfil
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), MOCK);
     let g = server::start(Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        source: ConfigSource::Dir(dir.path().to_path_buf()),
         drain_timeout: drain,
-        max_body: 1024 * 1024,
         recheck: Duration::from_secs(60),
-        health: test_health(),
         limits,
-        pays: Default::default(),
+        ..test_options(ConfigSource::Dir(dir.path().to_path_buf()))
     })
     .await
     .unwrap();

@@ -8,7 +8,7 @@ mod common;
 
 use std::{path::Path, time::Duration};
 
-use common::{admin, admin_json, admin_text, api, http, start, write_config};
+use common::{admin, admin_json, admin_text, api, http, start, test_options, write_config};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tollgate_gateway::{
@@ -105,15 +105,8 @@ fn expected_cost(answer: &Value) -> Decimal {
 
 async fn start_pays(dir: &Path, pays: PaysOptions) -> Running {
     server::start(Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        source: ConfigSource::Dir(dir.to_path_buf()),
-        drain_timeout: Duration::from_secs(5),
-        max_body: 1024 * 1024,
-        recheck: Duration::from_millis(200),
-        health: common::test_health(),
-        limits: Default::default(),
         pays,
+        ..test_options(ConfigSource::Dir(dir.to_path_buf()))
     })
     .await
     .unwrap()

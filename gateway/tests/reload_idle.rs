@@ -31,15 +31,8 @@ async fn an_idle_gateway_does_not_reload() {
     write_config(dir.path(), MOCK);
     // No periodic re-check within the test: only file events could trigger a reload.
     let g = server::start(Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        source: ConfigSource::Dir(dir.path().to_path_buf()),
-        drain_timeout: Duration::from_secs(5),
-        max_body: 1024 * 1024,
         recheck: Duration::from_secs(3600),
-        health: test_health(),
-        limits: Default::default(),
-        pays: Default::default(),
+        ..test_options(ConfigSource::Dir(dir.path().to_path_buf()))
     })
     .await
     .unwrap();

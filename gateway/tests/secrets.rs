@@ -54,15 +54,7 @@ async fn a_yaml_error_next_to_a_secret_is_not_quoted_in_config_status() {
     let file = dir.path().join("all.yaml");
     std::fs::write(&file, MOCK).unwrap();
     let g = server::start(Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        source: ConfigSource::Manifests(vec![file.clone()]),
-        drain_timeout: Duration::from_secs(5),
-        max_body: 1024 * 1024,
-        recheck: Duration::from_millis(200),
-        health: test_health(),
-        limits: Default::default(),
-        pays: Default::default(),
+        ..test_options(ConfigSource::Manifests(vec![file.clone()]))
     })
     .await
     .unwrap();

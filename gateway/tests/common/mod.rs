@@ -62,21 +62,27 @@ pub fn test_health() -> tollgate_gateway::resilience::health::HealthSettings {
     }
 }
 
-/// A gateway serving `dir`.
-pub async fn start(dir: &Path) -> Running {
-    server::start(Options {
+/// The options every test gateway starts from (loopback, ephemeral ports, test health);
+/// a test overrides only what it is about.
+pub fn test_options(source: ConfigSource) -> Options {
+    Options {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
-        source: ConfigSource::Dir(dir.to_path_buf()),
+        source,
         drain_timeout: Duration::from_secs(5),
         max_body: 1024 * 1024,
         recheck: Duration::from_millis(200),
         health: test_health(),
         limits: Default::default(),
         pays: Default::default(),
-    })
-    .await
-    .unwrap()
+    }
+}
+
+/// A gateway serving `dir`.
+pub async fn start(dir: &Path) -> Running {
+    server::start(test_options(ConfigSource::Dir(dir.to_path_buf())))
+        .await
+        .unwrap()
 }
 
 /// A gateway serving `dir` with these health settings.
@@ -85,15 +91,8 @@ pub async fn start_with_health(
     health: tollgate_gateway::resilience::health::HealthSettings,
 ) -> Running {
     server::start(Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        source: ConfigSource::Dir(dir.to_path_buf()),
-        drain_timeout: Duration::from_secs(5),
-        max_body: 1024 * 1024,
-        recheck: Duration::from_millis(200),
         health,
-        limits: Default::default(),
-        pays: Default::default(),
+        ..test_options(ConfigSource::Dir(dir.to_path_buf()))
     })
     .await
     .unwrap()
