@@ -9,10 +9,10 @@ use crate::{
     LLMProvider, LLMRoute,
     common::{Duration, LocalRef, Timeouts},
     config::{
-        BackendConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig, RuleConfig,
-        TimeoutsConfig, WeightedBackend,
+        BackendConfig, HeaderMatchConfig, MatchConfig, RateLimitConfig, RetryConfig, RouteConfig,
+        RuleConfig, TimeoutsConfig, WeightedBackend,
     },
-    route::{Backend, HeaderMatchType, RetryOn, RouteRule},
+    route::{Backend, HeaderMatchType, LLMRouteSpec, RetryOn, RouteRule},
 };
 
 /// Accepted routes by id.
@@ -262,7 +262,25 @@ fn compile_one(
             on,
             budget_percent: retry.budget_percent.unwrap_or(20),
         },
+        rate_limits: rate_limits(spec),
     }
+}
+
+/// `rateLimit` (one limit) or `rateLimits` (several), sorted by what they count per. The
+/// schema's rules (one form, unique `per`, at least one limit each) hold here already.
+fn rate_limits(spec: &LLMRouteSpec) -> Vec<RateLimitConfig> {
+    let mut out: Vec<RateLimitConfig> = spec
+        .rate_limit
+        .iter()
+        .chain(&spec.rate_limits)
+        .map(|l| RateLimitConfig {
+            per: l.per.unwrap_or_default(),
+            requests_per_minute: l.requests_per_minute,
+            tokens_per_minute: l.tokens_per_minute,
+        })
+        .collect();
+    out.sort_by_key(|l| l.per);
+    out
 }
 
 fn match_config(rule: &RouteRule) -> MatchConfig {

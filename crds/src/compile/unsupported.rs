@@ -18,12 +18,6 @@ pub(super) fn route(spec: &LLMRouteSpec) -> Vec<(&'static str, String)> {
             "response caching is not built yet; remove spec.cache".to_owned(),
         ));
     }
-    if spec.rate_limit.is_some() {
-        out.push((
-            "spec.rateLimit",
-            "route rate limiting is not built yet; remove spec.rateLimit".to_owned(),
-        ));
-    }
     if spec.guardrails.is_some() {
         out.push((
             "spec.guardrails",

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use crate::provider::ProviderType;
-pub use crate::route::RetryOn;
+pub use crate::route::{RateLimitKey, RetryOn};
 pub use check::ConfigError;
 
 /// The contract's version. A gateway refuses configs of a version it does not know.
@@ -244,6 +244,23 @@ pub struct RouteConfig {
     pub rules: Vec<RuleConfig>,
     /// Retry policy with defaults applied.
     pub retry: RetryConfig,
+    /// Rate limits; a request must fit every one. At most one per `per`, sorted by it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitConfig>,
+}
+
+/// One rate limit of a route: requests and/or tokens per minute, counted per `per`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitConfig {
+    /// What the limit is counted per.
+    pub per: RateLimitKey,
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens (input + output) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
 }
 
 impl RouteConfig {
