@@ -7,6 +7,7 @@ pub mod cost;
 pub mod error;
 pub mod failure;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod pipeline;

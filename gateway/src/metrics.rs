@@ -169,6 +169,8 @@ pub struct Metrics {
     retries: Family<ReasonLabels, Counter>,
     ejections: Family<BackendLabels, Counter>,
     panics: Family<RouteLabels, Counter>,
+    /// Rate limits and shared-state failures.
+    pub limits: crate::limits::LimitMetrics,
 }
 
 fn token_buckets() -> Histogram {
@@ -322,7 +324,9 @@ impl Metrics {
             "Requests sent to an ejected backend because every backend of the route was ejected",
             panics.clone(),
         );
+        let limits = crate::limits::LimitMetrics::register(&mut registry);
         Self {
+            limits,
             cost,
             budget_decisions,
             usage_dropped,

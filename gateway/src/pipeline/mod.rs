@@ -6,8 +6,8 @@
 //! Stages, in order (the `HOOK` lines are where later features plug in):
 //!
 //! 1. **admit** — the snapshot, the route for the requested model, the operation's own
-//!    checks. HOOK identity/auth (who is calling: virtual key, team) and rate limit (per
-//!    route or team) go here, before any work is spent on the request.
+//!    checks, who is calling (client key, team) and the route's rate limits
+//!    ([`crate::limits`]), before any work is spent on the request.
 //! 2. **size** — the prompt's size: a byte bound first (free), an estimate of its tokens only
 //!    when a rule, a key's token quota or a context window needs it (`routing::tokens`,
 //!    O(bytes), bounded).
@@ -180,6 +180,10 @@ async fn run<O: Operation>(
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
     let identity = pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
+    let limited = crate::limits::admit(&shared.pays.limits, &route.config, &identity, || {
+        O::prompt_tokens(req).saturating_add(O::max_output_tokens(req).unwrap_or(0))
+    })
+    .await?;
     // 2. size, 3. plan, then the budgets in scope reserve the estimate; a full `downgrade`
     // budget sends the request once to its cheaper route.
     let mut downgraded = false;
@@ -212,6 +216,7 @@ async fn run<O: Operation>(
         identity,
         reservations,
         request_id: request_id.to_owned(),
+        limits: limited.ticket,
     });
     if plan.backends.is_empty() {
         if let Some(b) = bill.take() {
@@ -307,7 +312,7 @@ async fn run<O: Operation>(
             span: tracing::Span::current(),
             bill: bill.take(),
         };
-        return Ok(match answer {
+        return Ok(limited.headers.on(match answer {
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
@@ -315,7 +320,7 @@ async fn run<O: Operation>(
                 respond::json(json.body, &served, cost)
             }
             Answer::Stream(reader) => respond::stream(*reader, settle, &served),
-        });
+        }));
     }
     if let Some(b) = bill.take() {
         b.release();
