@@ -96,11 +96,10 @@ impl Snapshot {
                             .and_then(|old| old.keys.get(i))
                             .and_then(|k| k.quota.clone())
                             .unwrap_or_else(|| {
-                                Arc::new(KeyQuota::new(
-                                    l.requests_per_minute,
-                                    l.tokens_per_minute,
-                                    now,
-                                ))
+                                Arc::new(
+                                    KeyQuota::new(l.requests_per_minute, l.tokens_per_minute, now)
+                                        .shared_as(format!("pq:{}#{i}", p.id)),
+                                )
                             })
                     }),
                 })

@@ -383,3 +383,80 @@ async fn redis_down_fails_open_or_closed_as_configured_and_recovers() {
         assert!(recovered.is_some(), "the gateway did not recover");
     }
 }
+
+/// Provider `limited` (3 requests a minute on its one key) first, provider `spare` (no
+/// limits) behind it.
+const QUOTA: &str = r#"
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {name: limited, namespace: default}
+spec:
+  type: mock
+  limits: {requestsPerMinute: 3}
+  models: [{name: mock-chat, pricing: {input: "0", output: "0"}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {name: spare, namespace: default}
+spec:
+  type: mock
+  models: [{name: mock-chat, pricing: {input: "0", output: "0"}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {name: quota, namespace: default}
+spec:
+  model: quota
+  backends:
+    - {providerRef: {name: limited}, model: mock-chat, priority: 0}
+    - {providerRef: {name: spare}, model: mock-chat, priority: 1}
+"#;
+
+/// Which provider served each of `n` requests, alternating between `gateways`.
+async fn served_by(gateways: &[&Running], n: usize) -> Vec<String> {
+    let body = json!({"model": "quota", "messages": [{"role": "user", "content": "hi"}]});
+    let mut out = Vec::new();
+    for i in 0..n {
+        let (status, h, text) = chat(gateways[i % gateways.len()], None, &body).await;
+        assert_eq!(status, 200, "{text}");
+        out.push(header(&h, "x-tollgate-provider"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_key_quota_is_shared_by_two_gateways() {
+    let Some(redis) = RedisServer::start("a_provider_key_quota_is_shared").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), QUOTA);
+    let (clock, ms) = clock();
+    let shared = state(Some((&redis.url, 5_000)));
+    let a = gateway(dir.path(), shared.clone(), clock.clone(), FailMode::Open).await;
+    let b = gateway(dir.path(), shared, clock, FailMode::Open).await;
+    let limited = |v: &[String]| v.iter().filter(|p| *p == "default/limited").count();
+
+    // Three requests a minute on the key, whichever replica sends them; the rest go to the
+    // next backend instead (each replica alone would have allowed three).
+    let first = served_by(&[&a, &b], 10).await;
+    assert_eq!(limited(&first), 3, "{first:?}");
+    assert_eq!(&first[..3], ["default/limited"; 3]);
+
+    // 20 s later (a third of a minute) the key has room for one more request in all.
+    ms.fetch_add(20_000, Ordering::SeqCst);
+    let later = served_by(&[&b, &a], 4).await;
+    assert_eq!(limited(&later), 1, "{later:?}");
+}
+
+#[tokio::test]
+async fn without_shared_state_a_provider_key_quota_counts_per_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), QUOTA);
+    let (clock, _ms) = clock();
+    let a = gateway(dir.path(), state(None), clock.clone(), FailMode::Open).await;
+    let b = gateway(dir.path(), state(None), clock, FailMode::Open).await;
+    let served = served_by(&[&a, &b], 10).await;
+    let limited = served.iter().filter(|p| *p == "default/limited").count();
+    assert_eq!(limited, 6, "three per replica, as documented: {served:?}");
+}

@@ -15,6 +15,7 @@
 
 mod headers;
 pub mod metrics;
+pub mod quota;
 #[cfg(test)]
 mod tests;
 

@@ -238,7 +238,8 @@ async fn run<O: Operation>(
         &shared.metrics,
         prompt,
         started,
-    );
+    )
+    .sharing_quotas(&shared.pays.limits);
     let mut waited = std::time::Duration::ZERO;
     // 4. walk.
     while let Some(pick) = walk.next().await {
