@@ -363,7 +363,18 @@ pub struct RateLimitPolicy {
 /// What a rate limit is counted per. Teams and keys come from the client key (its
 /// Secret's `tollgate.dev/team` annotation), never from a header the client chooses.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitKey {

@@ -59,10 +59,8 @@ fn one_limit_and_several_limits_compile_sorted_by_what_they_count() {
 #[test]
 fn broken_rate_limits_are_invalid_and_name_their_field() {
     let mut w = World::new();
-    w.routes.push(limited(
-        "empty",
-        json!({"rateLimits": [{"per": "key"}]}),
-    ));
+    w.routes
+        .push(limited("empty", json!({"rateLimits": [{"per": "key"}]})));
     w.routes.push(limited(
         "twice",
         json!({"rateLimits": [{"per": "key", "requestsPerMinute": 1}, {"per": "key", "tokensPerMinute": 1}]}),

@@ -128,8 +128,8 @@ pub enum StateSettings {
 pub enum StateStore {
     /// In-process.
     Memory(MemoryState),
-    /// Shared through Redis.
-    Redis(RedisState),
+    /// Shared through Redis (boxed: the connection and scripts outweigh the in-process map).
+    Redis(Box<RedisState>),
 }
 
 impl StateStore {
@@ -141,7 +141,7 @@ impl StateStore {
                 url,
                 timeout,
                 prefix,
-            } => StateStore::Redis(RedisState::new(url, *timeout, prefix)?),
+            } => StateStore::Redis(Box::new(RedisState::new(url, *timeout, prefix)?)),
         })
     }
 
