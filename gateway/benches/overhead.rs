@@ -1,6 +1,7 @@
 //! The gateway's own overhead: the same bounded load sent straight to the mock upstream
 //! and through the gateway, on loopback. Prints throughput, client-side latency percentiles
-//! both ways, and the gateway's `tollgate_gateway_overhead_seconds` mean. Run: `just bench`.
+//! both ways, and the gateway's `tollgate_gateway_overhead_seconds` mean, for a route
+//! without and with rate limits (in-process state). Run: `just bench`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken setup should fail the bench loudly
 
@@ -30,7 +31,7 @@ async fn upstream() -> (String, MockServer) {
 
 fn config(dir: &std::path::Path, base: &str) {
     let yaml = format!(
-        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n"
+        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: limited, namespace: bench}}\nspec: {{model: limited, backends: [{{providerRef: {{name: up}}, model: bench}}], rateLimits: [{{requestsPerMinute: 4000000000, tokensPerMinute: 4000000000}}, {{per: key, requestsPerMinute: 4000000000}}]}}\n"
     );
     let mut m = Manifests::default();
     let mut errors = Vec::new();
@@ -45,12 +46,12 @@ fn config(dir: &std::path::Path, base: &str) {
 }
 
 /// Sends up to REQUESTS requests with CONCURRENCY in flight; returns sorted latencies.
-async fn load(url: String) -> (Vec<Duration>, Duration) {
+async fn load(url: String, model: &str) -> (Vec<Duration>, Duration) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
         .unwrap();
-    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "Benchmark request with a few words of prompt."}]});
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "Benchmark request with a few words of prompt."}]});
     let started = Instant::now();
     let mut latencies: Vec<Duration> = futures_util::stream::iter(0..REQUESTS)
         .map(|_| {
@@ -82,10 +83,11 @@ fn pct(v: &[Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1e6
 }
 
-fn metric_sum_count(text: &str, name: &str) -> (f64, f64) {
+/// Sum and count of histogram `name` for the lines with `label` (e.g. `route="bench/chat"`).
+fn metric_sum_count(text: &str, name: &str, label: &str) -> (f64, f64) {
     let find = |suffix: &str| {
         text.lines()
-            .filter(|l| l.starts_with(&format!("{name}{suffix}")))
+            .filter(|l| l.starts_with(&format!("{name}{suffix}")) && l.contains(label))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
@@ -113,16 +115,27 @@ async fn main() {
     .unwrap();
 
     // Warm both paths, then measure.
-    load(format!("{base}/chat/completions")).await;
-    let (direct, _) = load(format!("{base}/chat/completions")).await;
-    let (via, wall) = load(format!("http://{}/v1/chat/completions", g.api_addr)).await;
+    load(format!("{base}/chat/completions"), "chat").await;
+    let (direct, _) = load(format!("{base}/chat/completions"), "chat").await;
+    let gateway = format!("http://{}/v1/chat/completions", g.api_addr);
+    let (via, wall) = load(gateway.clone(), "chat").await;
     let metrics = reqwest::get(format!("http://{}/metrics", g.admin_addr))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let (sum, count) = metric_sum_count(&metrics, "tollgate_gateway_overhead_seconds");
+    const OVERHEAD: &str = "tollgate_gateway_overhead_seconds";
+    let (sum, count) = metric_sum_count(&metrics, OVERHEAD, "route=\"bench/chat\"");
+    let (limited, limited_wall) = load(gateway, "limited").await;
+    let metrics = reqwest::get(format!("http://{}/metrics", g.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (limited_sum, limited_count) =
+        metric_sum_count(&metrics, OVERHEAD, "route=\"bench/limited\"");
     println!(
         "overhead bench: {} requests, {CONCURRENCY} in flight, loopback, debug={}",
         via.len(),
@@ -143,6 +156,17 @@ async fn main() {
         "  tollgate_gateway_overhead_seconds (handler time not spent awaiting the upstream): mean {:.1} µs over {count} requests",
         if count > 0.0 {
             sum / count * 1e6
+        } else {
+            f64::NAN
+        }
+    );
+    println!(
+        "  with rate limits (route rpm+tpm, per-key rpm; in-process): p50 {:>8.0} µs   p99 {:>8.0} µs   {:.0} req/s, overhead mean {:.1} µs over {limited_count} requests",
+        pct(&limited, 0.5),
+        pct(&limited, 0.99),
+        limited.len() as f64 / limited_wall.as_secs_f64(),
+        if limited_count > 0.0 {
+            limited_sum / limited_count * 1e6
         } else {
             f64::NAN
         }
