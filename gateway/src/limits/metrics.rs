@@ -19,7 +19,7 @@ struct LimitedLabels {
 struct StateFailureLabels {
     /// `rate_limit`, `budget` or `provider_quota`.
     check: &'static str,
-    /// `fail_open` or `fail_closed`.
+    /// `fail_open`, `fail_closed` or `local`.
     mode: &'static str,
 }
 
@@ -41,7 +41,7 @@ impl LimitMetrics {
         );
         registry.register(
             "tollgate_state_failures",
-            "Checks (rate_limit, budget, provider_quota) the shared state could not answer, by what the request got (fail_open, fail_closed)",
+            "Checks (rate_limit, budget, provider_quota) the shared state could not answer, by what the request got (fail_open, fail_closed, local: the in-process quota alone)",
             m.state_failures.clone(),
         );
         m
