@@ -31,7 +31,7 @@ async fn upstream() -> (String, MockServer) {
 
 fn config(dir: &std::path::Path, base: &str) {
     let yaml = format!(
-        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: limited, namespace: bench}}\nspec: {{model: limited, backends: [{{providerRef: {{name: up}}, model: bench}}], rateLimits: [{{requestsPerMinute: 4000000000, tokensPerMinute: 4000000000}}, {{per: key, requestsPerMinute: 4000000000}}]}}\n"
+        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: limited, namespace: bench}}\nspec: {{model: limited, backends: [{{providerRef: {{name: up}}, model: bench}}], rateLimits: [{{requestsPerMinute: 4000000000, tokensPerMinute: 4000000000}}, {{per: key, requestsPerMinute: 4000000000}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: rpm, namespace: bench}}\nspec: {{model: rpm, backends: [{{providerRef: {{name: up}}, model: bench}}], rateLimits: [{{requestsPerMinute: 4000000000}}, {{per: key, requestsPerMinute: 4000000000}}]}}\n"
     );
     let mut m = Manifests::default();
     let mut errors = Vec::new();
@@ -127,15 +127,20 @@ async fn main() {
         .unwrap();
     const OVERHEAD: &str = "tollgate_gateway_overhead_seconds";
     let (sum, count) = metric_sum_count(&metrics, OVERHEAD, "route=\"bench/chat\"");
-    let (limited, limited_wall) = load(gateway, "limited").await;
+    let mut limited = Vec::new();
+    for (model, what) in [
+        ("rpm", "requests per minute, route + per key"),
+        ("limited", "the same + tokens per minute (prompt tokenized)"),
+    ] {
+        let (latencies, wall) = load(gateway.clone(), model).await;
+        limited.push((what, latencies, wall));
+    }
     let metrics = reqwest::get(format!("http://{}/metrics", g.admin_addr))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let (limited_sum, limited_count) =
-        metric_sum_count(&metrics, OVERHEAD, "route=\"bench/limited\"");
     println!(
         "overhead bench: {} requests, {CONCURRENCY} in flight, loopback, debug={}",
         via.len(),
@@ -160,16 +165,20 @@ async fn main() {
             f64::NAN
         }
     );
-    println!(
-        "  with rate limits (route rpm+tpm, per-key rpm; in-process): p50 {:>8.0} µs   p99 {:>8.0} µs   {:.0} req/s, overhead mean {:.1} µs over {limited_count} requests",
-        pct(&limited, 0.5),
-        pct(&limited, 0.99),
-        limited.len() as f64 / limited_wall.as_secs_f64(),
-        if limited_count > 0.0 {
-            limited_sum / limited_count * 1e6
-        } else {
-            f64::NAN
-        }
-    );
+    for ((what, latencies, wall), model) in limited.iter().zip(["rpm", "limited"]) {
+        let (sum, count) =
+            metric_sum_count(&metrics, OVERHEAD, &format!("route=\"bench/{model}\""));
+        println!(
+            "  rate limits ({what}; in-process state): p50 {:>8.0} µs   p99 {:>8.0} µs   {:.0} req/s, overhead mean {:.1} µs over {count} requests",
+            pct(latencies, 0.5),
+            pct(latencies, 0.99),
+            latencies.len() as f64 / wall.as_secs_f64(),
+            if count > 0.0 {
+                sum / count * 1e6
+            } else {
+                f64::NAN
+            }
+        );
+    }
     g.shutdown().await;
 }

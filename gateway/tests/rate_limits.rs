@@ -330,7 +330,12 @@ async fn redis_down_fails_open_or_closed_as_configured_and_recovers() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &limited("rateLimit: {requestsPerMinute: 60}"));
+    // `limited` has a rate limit; `demo` has a budget instead: the fail mode covers both.
+    let budget = "---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMBudget\nmetadata: {name: cap, namespace: default}\nspec:\n  scope: {routes: [demo]}\n  limit: {amount: \"100\", period: daily}\n  action: reject\n";
+    write_config(
+        dir.path(),
+        &format!("{}{budget}", limited("rateLimit: {requestsPerMinute: 60}")),
+    );
     let (clock, _ms) = clock();
     let short = state(Some((&redis.url, 300)));
     let open = gateway(dir.path(), short.clone(), clock.clone(), FailMode::Open).await;
@@ -357,6 +362,18 @@ async fn redis_down_fails_open_or_closed_as_configured_and_recovers() {
         let error: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(error["error"]["code"], "state_unavailable");
     }
+    let demo = json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(
+        chat(&open, None, &demo).await.0,
+        200,
+        "budgets fail open too"
+    );
+    assert_eq!(chat(&closed, None, &demo).await.0, 503, "and closed");
+    assert!(
+        admin_text(&closed, "/metrics")
+            .await
+            .contains("tollgate_state_failures_total{check=\"budget\",mode=\"fail_closed\"} 1")
+    );
     assert!(
         admin_text(&open, "/metrics")
             .await

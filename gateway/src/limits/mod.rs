@@ -207,13 +207,12 @@ pub async fn admit(
         let retry_after = Duration::from_millis(wait_ms);
         return Err(GatewayError::RateLimited(Box::new(Refusal {
             message: format!(
-                "Rate limit reached for model `{}` ({} per {}): limit {} {kind} per minute{}. Please try again in {}.",
+                "Rate limit reached for model `{}` {}: limit {} {kind} per minute{}. Please try again in {}.",
                 route.model,
-                scope(per),
                 match per {
-                    RateLimitKey::Route => "route",
-                    RateLimitKey::Team => "client-key team",
-                    RateLimitKey::Key => "client key",
+                    RateLimitKey::Route => "on this route",
+                    RateLimitKey::Team => "per client-key team",
+                    RateLimitKey::Key => "per client key",
                 },
                 op.per_minute,
                 if is_tokens {
