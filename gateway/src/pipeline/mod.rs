@@ -32,6 +32,7 @@ pub mod call;
 pub mod chat;
 pub mod embeddings;
 pub mod encode;
+pub mod passthrough;
 pub mod pays;
 pub mod respond;
 pub mod settle;
