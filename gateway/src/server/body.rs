@@ -2,7 +2,7 @@
 
 use axum::{
     body::Body,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use http::{HeaderMap, HeaderValue};
 

@@ -16,7 +16,8 @@
 //!   OpenAI-compatible servers (vLLM, Ollama take it) and is refused by the rest.
 //! - Custom tools → functions (`input_schema` → `parameters`); `tool_choice` `auto`/`any`/
 //!   `tool`/`none` → `auto`/`required`/the named function/`none`;
-//!   `disable_parallel_tool_use: true` → `parallel_tool_calls: false`.
+//!   `disable_parallel_tool_use: true` → `parallel_tool_calls: false` (refused for Gemini
+//!   and Bedrock, which cannot limit the calls).
 //! - `cache_control` anywhere is dropped: a caching hint, it changes cost, not meaning.
 //! - Refused with a 400 naming the field, because no chat backend can honour them: enabled
 //!   `thinking`, server tools (web search, code execution…), `document`, `search_result`
@@ -112,7 +113,7 @@ pub fn to_chat(body: &MessagesBody, provider: ProviderType) -> Result<ChatReques
     let tools = tools(body, backend)?;
     let tool_choice = match &body.tool_choice {
         None => None,
-        Some(choice) => Some(tool_choice(choice, &mut rest)?),
+        Some(choice) => Some(tool_choice(choice, provider, &mut rest)?),
     };
     let stream = body.stream.unwrap_or(false);
     let limit = body.max_tokens;
@@ -373,8 +374,21 @@ fn tools(body: &MessagesBody, backend: &str) -> Result<Option<Vec<Tool>>, Reques
     Ok((!tools.is_empty()).then_some(tools))
 }
 
-fn tool_choice(choice: &ToolChoice, rest: &mut Map<String, Value>) -> Result<Value, RequestError> {
+fn tool_choice(
+    choice: &ToolChoice,
+    provider: ProviderType,
+    rest: &mut Map<String, Value>,
+) -> Result<Value, RequestError> {
     if choice.disable_parallel_tool_use == Some(true) {
+        if matches!(provider, ProviderType::Gemini | ProviderType::Bedrock) {
+            return Err(bad(
+                format!(
+                    "`disable_parallel_tool_use` is not supported by {} backends",
+                    provider.as_str()
+                ),
+                "tool_choice.disable_parallel_tool_use",
+            ));
+        }
         rest.insert("parallel_tool_calls".to_owned(), Value::Bool(false));
     }
     Ok(match choice.kind.as_str() {
@@ -399,4 +413,4 @@ fn tool_choice(choice: &ToolChoice, rest: &mut Map<String, Value>) -> Result<Val
 
 #[cfg(test)]
 #[path = "to_chat_tests.rs"]
-mod tests;
+pub(crate) mod tests;
