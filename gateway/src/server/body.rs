@@ -1,9 +1,6 @@
 //! Request ids and bounded request bodies.
 
-use axum::{
-    body::Body,
-    response::Response,
-};
+use axum::{body::Body, response::Response};
 use http::{HeaderMap, HeaderValue};
 
 use crate::error::GatewayError;

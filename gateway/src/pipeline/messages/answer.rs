@@ -133,7 +133,11 @@ pub fn reasoning(rest: &serde_json::Map<String, Value>) -> Option<&str> {
 /// The Anthropic message for a chat answer; `Err` when a tool call's arguments are not a
 /// JSON object (Anthropic's `input` must be one).
 pub fn message(chat: ChatResponse) -> Result<OutMessage, Failure> {
-    let usage = chat.usage.as_ref().map(AnthropicUsageOut::from).unwrap_or_default();
+    let usage = chat
+        .usage
+        .as_ref()
+        .map(AnthropicUsageOut::from)
+        .unwrap_or_default();
     let choice = chat.choices.into_iter().next();
     let mut content = Vec::new();
     let mut stop = stop_reason(choice.as_ref().and_then(|c| c.finish_reason.as_deref()));
@@ -209,9 +213,10 @@ pub fn error_response(e: GatewayError) -> axum::response::Response {
     let (mut parts, _) = e.into_response().into_parts();
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     http::Response::from_parts(parts, Body::from(body))
 }
 

@@ -7,7 +7,10 @@ use tollgate_crds::config::{ProviderConfig, ProviderType};
 use super::*;
 use crate::{
     failure::FailureKind,
-    pipeline::messages::{answer, to_chat::tests::{fixture, golden}},
+    pipeline::messages::{
+        answer,
+        to_chat::tests::{fixture, golden},
+    },
     providers::{Adapter, StreamTranslator, Target},
     wire::openai::{ChatResponse, Delta, FunctionCallDelta},
 };
@@ -131,7 +134,10 @@ fn reasoning_then_text_then_tools_open_one_block_each() {
         finish,
         ChatChunk::usage("chatcmpl-9", "reasoner", 1, Usage::new(20, 9, 4, 3)),
     ];
-    golden("stream_reasoning_text_tool.events.sse", &encode_all(&chunks, None));
+    golden(
+        "stream_reasoning_text_tool.events.sse",
+        &encode_all(&chunks, None),
+    );
 }
 
 #[test]

@@ -27,8 +27,8 @@ use self::{encoder::AnthropicEncoder, raw::AnthropicEvents};
 use super::{
     Answer, JsonAnswer, Operation, Shared, StreamAnswer,
     call::Clock,
-    pays,
     passthrough::{RawEncoder, RawStream},
+    pays,
     settle::token_counts,
     stream::StreamReader,
 };
@@ -243,9 +243,8 @@ impl Operation for CountTokens {
             #[allow(dead_code, reason = "read only to check the answer's shape")]
             input_tokens: u64,
         }
-        serde_json::from_slice::<Count>(&body).map_err(|e| {
-            Failure::protocol(format!("unreadable count_tokens answer ({e})"))
-        })?;
+        serde_json::from_slice::<Count>(&body)
+            .map_err(|e| Failure::protocol(format!("unreadable count_tokens answer ({e})")))?;
         Ok(Answer::Json(JsonAnswer {
             body,
             model: target.model.to_owned(),
@@ -287,18 +286,22 @@ pub async fn count_tokens(
     }
     pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
     let count = estimate_tokens(&req.body);
-    let body = serde_json::to_vec(&serde_json::json!({ "input_tokens": count }))
-        .map_err(|e| GatewayError::BadRequest {
+    let body = serde_json::to_vec(&serde_json::json!({ "input_tokens": count })).map_err(|e| {
+        GatewayError::BadRequest {
             message: format!("count cannot be encoded: {e}"),
             param: None,
-        })?;
+        }
+    })?;
     let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    h.insert("x-tollgate-token-count", HeaderValue::from_static("estimate"));
+    h.insert(
+        "x-tollgate-token-count",
+        HeaderValue::from_static("estimate"),
+    );
     if let Ok(v) = HeaderValue::from_str(&route.config.id) {
         h.insert("x-tollgate-route", v);
     }

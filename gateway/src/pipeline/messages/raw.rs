@@ -102,7 +102,9 @@ pub struct AnthropicEvents {
 impl AnthropicEvents {
     fn merge(&mut self, usage: Option<AnthropicUsage>) {
         if let Some(u) = usage {
-            self.usage.get_or_insert_with(AnthropicUsage::default).merge(u);
+            self.usage
+                .get_or_insert_with(AnthropicUsage::default)
+                .merge(u);
         }
     }
 }

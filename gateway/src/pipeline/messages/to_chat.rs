@@ -55,7 +55,11 @@ fn is_unset(v: &Value) -> bool {
 }
 
 /// Refuses a block's extra fields other than `cache_control`.
-fn check_block_rest(rest: &Map<String, Value>, param: &str, backend: &str) -> Result<(), RequestError> {
+fn check_block_rest(
+    rest: &Map<String, Value>,
+    param: &str,
+    backend: &str,
+) -> Result<(), RequestError> {
     for (key, value) in rest {
         if key != "cache_control" && !is_unset(value) {
             return Err(bad(
@@ -83,7 +87,9 @@ pub fn to_chat(body: &MessagesBody, provider: ProviderType) -> Result<ChatReques
         && !thinking.is_null()
     {
         return Err(bad(
-            format!("extended thinking is not supported by {backend} backends; use an Anthropic backend"),
+            format!(
+                "extended thinking is not supported by {backend} backends; use an Anthropic backend"
+            ),
             "thinking",
         ));
     }
@@ -352,14 +358,18 @@ fn tools(body: &MessagesBody, backend: &str) -> Result<Option<Vec<Tool>>, Reques
         let param = format!("tools[{i}]");
         if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
             return Err(bad(
-                format!("server tool `{kind}` is not supported by {backend} backends; use an Anthropic backend"),
+                format!(
+                    "server tool `{kind}` is not supported by {backend} backends; use an Anthropic backend"
+                ),
                 &format!("{param}.type"),
             ));
         }
-        let schema = t
-            .input_schema
-            .clone()
-            .ok_or_else(|| bad("custom tools need an input_schema", &format!("{param}.input_schema")))?;
+        let schema = t.input_schema.clone().ok_or_else(|| {
+            bad(
+                "custom tools need an input_schema",
+                &format!("{param}.input_schema"),
+            )
+        })?;
         check_block_rest(&t.rest, &param, backend)?;
         tools.push(Tool {
             kind: "function".to_owned(),

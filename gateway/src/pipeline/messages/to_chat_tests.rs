@@ -12,8 +12,7 @@ use crate::{
     wire::anthropic::MessagesRequest,
 };
 
-pub(crate) const FIXTURES: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/messages");
+pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/messages");
 
 /// Compares `actual` with the fixture `name` (or writes it under `UPDATE_GOLDEN`).
 pub(crate) fn golden(name: &str, actual: &str) {
@@ -108,7 +107,9 @@ fn what_chat_backends_cannot_express_is_refused_naming_the_field() {
             "thinking",
         ),
         (
-            user(json!([{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}}])),
+            user(
+                json!([{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}}]),
+            ),
             "messages[0].content[0]",
         ),
         (
@@ -132,7 +133,10 @@ fn what_chat_backends_cannot_express_is_refused_naming_the_field() {
         for (body, param) in &cases {
             let e = refused(kind, body.clone());
             assert_eq!(e.param.as_deref(), Some(*param), "{kind:?}: {e}");
-            assert!(e.message.contains(kind.as_str()) || param.ends_with("type"), "{e}");
+            assert!(
+                e.message.contains(kind.as_str()) || param.ends_with("type"),
+                "{e}"
+            );
         }
     }
 }
