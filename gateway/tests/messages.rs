@@ -5,6 +5,7 @@
 //! client keys, token counting forwarded or estimated.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail the test loudly
+#![allow(clippy::disallowed_types, reason = "the fake upstream's request log")]
 
 mod common;
 
