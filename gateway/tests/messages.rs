@@ -206,6 +206,21 @@ async fn anthropic_backends_get_the_body_byte_for_byte_and_answer_unchanged() {
         up_headers["anthropic-beta"],
         "interleaved-thinking-2025-05-14"
     );
+    // Metered as chat, with the cache reads read out of the passed-through usage.
+    let metrics = admin_text(&g, "/metrics").await;
+    let cached = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gen_ai_client_token_usage_sum{")
+                && l.contains(r#"gen_ai_operation_name="chat""#)
+                && l.contains(r#"gen_ai_token_type="cached_input""#)
+                && l.contains(r#"route="apps/claude""#)
+        })
+        .unwrap_or_else(|| panic!("no cached-input tokens for the route:\n{metrics}"));
+    assert!(
+        cached.ends_with(" 2000.0") || cached.ends_with(" 2000"),
+        "{cached}"
+    );
     g.shutdown().await;
 }
 
@@ -364,6 +379,18 @@ async fn errors_are_anthropic_shaped_and_x_api_key_is_the_client_key() {
     );
     assert!(error(&body).1.contains("thinking"), "{body}");
 
+    let (status, _, body) = send(
+        &g,
+        "/v1/messages",
+        json!({"model": "compat", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text"}]}]}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, error(&body).0.as_str()),
+        (400, "invalid_request_error")
+    );
+    assert!(error(&body).1.contains("messages[0].content"), "{body}");
+
     let (status, _, body) = send(&g, "/v1/messages", "{not json".to_owned()).await;
     assert_eq!(
         (status, error(&body).0.as_str()),
@@ -384,6 +411,23 @@ async fn errors_are_anthropic_shaped_and_x_api_key_is_the_client_key() {
     assert_eq!(
         (status, error(&body).0.as_str()),
         (429, "rate_limit_error"),
+        "{body}"
+    );
+    g.shutdown().await;
+
+    // An overloaded Anthropic backend: Anthropic's own 529 and overloaded_error.
+    let overloaded = spawn(Knobs {
+        status: Some(529),
+        ..Knobs::default()
+    })
+    .await
+    .unwrap();
+    let (g, _dir) = start_with(&manifests(&overloaded.url(), &limited.url())).await;
+    let claude = json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
+    let (status, _, body) = send(&g, "/v1/messages", claude.to_string()).await;
+    assert_eq!(
+        (status, error(&body).0.as_str()),
+        (529, "overloaded_error"),
         "{body}"
     );
     g.shutdown().await;

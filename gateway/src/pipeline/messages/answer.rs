@@ -194,7 +194,16 @@ pub fn tool_input(arguments: &str) -> Result<Value, Failure> {
 /// Status, Anthropic error type and message for a gateway error.
 pub fn error_parts(e: &GatewayError) -> (StatusCode, &'static str, String) {
     let (status, _, _) = e.parts();
-    let message = e.body().error.message;
+    let mut message = e.body().error.message;
+    // Anthropic's errors have no `param`: the field goes in front, as Anthropic writes it.
+    if let GatewayError::BadRequest { param: Some(p), .. } = e
+        && !message.contains(p.as_str())
+    {
+        message = format!(
+            "{}: {message}",
+            crate::error::clip(p, crate::error::MAX_QUOTE)
+        );
+    }
     let status = match e {
         // Anthropic's own status for an overloaded service, which its SDKs retry.
         GatewayError::Upstream(f) if f.kind == FailureKind::Overloaded => {

@@ -193,7 +193,24 @@ fn block_type(block: &Block) -> String {
     }
 }
 
+/// Block types the typed view knows: one of them landing in [`Block::Other`] is malformed.
+const KNOWN_BLOCKS: [&str; 6] = [
+    "text",
+    "image",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+];
+
 fn unsupported_block(block: &Block, param: &str, backend: &str) -> RequestError {
+    let kind = block_type(block);
+    if matches!(block, Block::Other(_)) && KNOWN_BLOCKS.contains(&kind.as_str()) {
+        return bad(
+            format!("this `{kind}` block lacks a required field or has one of the wrong type"),
+            param,
+        );
+    }
     bad(
         format!(
             "`{}` blocks are not supported here by {backend} backends; use an Anthropic backend",
