@@ -83,7 +83,7 @@ pub struct Shared {
 
 /// One kind of request the pipeline serves.
 pub trait Operation: Send + Sync + 'static {
-    /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`).
+    /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`, `count_tokens`).
     const NAME: &'static str;
     /// The client's request.
     type Request: DeserializeOwned + Send + Sync;
