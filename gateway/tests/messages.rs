@@ -37,6 +37,12 @@ const STREAM: &str = concat!(
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
 );
 
+/// A stream that fails before any content: Anthropic's in-band overloaded error.
+const OVERLOADED_AT_START: &str = concat!(
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_02\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+    "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+);
+
 /// Where [`STREAM`] is cut when the client asks for a cut: after the first text delta.
 fn cut_stream() -> &'static str {
     let end = STREAM
@@ -61,6 +67,8 @@ async fn anthropic_upstream() -> (String, Received) {
         if v["stream"] == true {
             let text = if body.windows(3).any(|w| w == b"cut") {
                 cut_stream()
+            } else if body.windows(8).any(|w| w == b"overload") {
+                OVERLOADED_AT_START
             } else {
                 STREAM
             };
@@ -474,6 +482,40 @@ async fn count_tokens_is_forwarded_to_anthropic_and_estimated_elsewhere() {
         r.status(),
         401,
         "the client key is checked for estimates too"
+    );
+    g.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_passthrough_stream_failing_before_content_falls_back() {
+    let (anthropic, received) = anthropic_upstream().await;
+    let compat = spawn(Knobs::default()).await.unwrap();
+    let yaml = manifests(&anthropic, &compat.url()).replace(
+        "  backends: [{providerRef: {name: anthropic}, model: claude-sonnet-4-5}]",
+        "  backends: [{providerRef: {name: anthropic}, model: claude-sonnet-4-5}]\n  fallbacks: [{providerRef: {name: compat}, model: llama-3.1-8b}]\n  retry: {attempts: 1}",
+    );
+    let (g, _dir) = start_with(&yaml).await;
+    let req = json!({"model": "claude", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": "overload me"}]});
+    let (status, headers, body) = send(&g, "/v1/messages", req.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-tollgate-fallback"], "true", "{body}");
+    assert_eq!(
+        received.lock().unwrap().len(),
+        1,
+        "the Anthropic backend was tried first"
+    );
+    assert!(
+        !body.contains("overloaded_error") && !body.contains("msg_02"),
+        "nothing of the failed attempt reached the client: {body}"
+    );
+    assert!(
+        body.contains(DEFAULT_REPLY.split(' ').next().unwrap()),
+        "{body}"
+    );
+    assert!(
+        body.trim_end().ends_with("{\"type\":\"message_stop\"}"),
+        "{body}"
     );
     g.shutdown().await;
 }
