@@ -60,35 +60,50 @@ fn arguments_that_are_not_an_object_fail_the_answer() {
 }
 
 #[test]
-fn an_openai_tool_call_stream_becomes_the_same_events_at_every_split() {
-    let raw = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/openai/stream_tool_call.sse"
-    ))
-    .unwrap();
-    let p = provider();
-    let target = Target {
-        provider: &p,
-        model: "backend-model",
-        secret: None,
-        request_id: "req-1",
-        created: 1,
-    };
-    let mut first: Option<String> = None;
-    for split in 1..raw.len() {
-        let mut translator = Adapter::for_type(ProviderType::OpenAI).stream(&target);
-        let mut chunks = Vec::new();
-        for piece in raw.chunks(split) {
-            chunks.extend(translator.feed(piece).unwrap());
+fn recorded_tool_call_streams_become_the_same_events_at_every_split() {
+    let cases = [
+        (
+            ProviderType::OpenAI,
+            "openai/stream_tool_call.sse",
+            "stream_tool_call.events.sse",
+        ),
+        (
+            ProviderType::Gemini,
+            "gemini/stream_tools.sse",
+            "gemini_stream_tools.events.sse",
+        ),
+    ];
+    for (kind, recorded, expected) in cases {
+        let raw = std::fs::read(format!(
+            "{}/tests/fixtures/{recorded}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut p = provider();
+        p.provider_type = kind;
+        let target = Target {
+            provider: &p,
+            model: "backend-model",
+            secret: None,
+            request_id: "req-1",
+            created: 1,
+        };
+        let mut first: Option<String> = None;
+        for split in 1..raw.len() {
+            let mut translator = Adapter::for_type(kind).stream(&target);
+            let mut chunks = Vec::new();
+            for piece in raw.chunks(split) {
+                chunks.extend(translator.feed(piece).unwrap());
+            }
+            chunks.extend(translator.finish().unwrap());
+            let events = encode_all(&chunks, None);
+            match &first {
+                None => first = Some(events),
+                Some(f) => assert_eq!(&events, f, "{recorded} split {split}"),
+            }
         }
-        chunks.extend(translator.finish().unwrap());
-        let events = encode_all(&chunks, None);
-        match &first {
-            None => first = Some(events),
-            Some(f) => assert_eq!(&events, f, "split {split}"),
-        }
+        golden(expected, &first.unwrap());
     }
-    golden("stream_tool_call.events.sse", &first.unwrap());
 }
 
 fn delta(content: Option<&str>, reasoning: Option<&str>) -> ChatChunk {
