@@ -477,3 +477,33 @@ async fn without_shared_state_a_provider_key_quota_counts_per_gateway() {
     let limited = served.iter().filter(|p| *p == "default/limited").count();
     assert_eq!(limited, 6, "three per replica, as documented: {served:?}");
 }
+
+#[tokio::test]
+async fn the_anthropic_messages_door_is_limited_too_with_its_own_error_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &limited("rateLimit: {requestsPerMinute: 1}"));
+    let (clock, _ms) = clock();
+    let g = gateway(dir.path(), state(None), clock, FailMode::Open).await;
+    let send = async || {
+        let r = http()
+            .post(api(&g, "/v1/messages"))
+            .header("anthropic-version", "2023-06-01")
+            .json(&json!({"model": "limited", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.unwrap())
+    };
+    let (status, h, body) = send().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&h, "x-ratelimit-remaining-requests"), "0");
+    let (status, h, body) = send().await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(header(&h, "retry-after"), "60");
+    assert_eq!(header(&h, "x-ratelimit-limit-requests"), "1");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["type"], "error", "{body}");
+    assert_eq!(error["error"]["type"], "rate_limit_error", "{body}");
+}
