@@ -108,6 +108,7 @@ async fn main() {
         health: tollgate_gateway::resilience::health::HealthSettings::default(),
         limits: Default::default(),
         pays: Default::default(),
+        cache: Default::default(),
     })
     .await
     .unwrap();

@@ -77,6 +77,8 @@ pub struct Shared {
     pub health_settings: HealthSettings,
     /// Budgets and usage records.
     pub pays: Arc<pays::Pays>,
+    /// The response cache.
+    pub cache: Arc<crate::cache::Cache>,
 }
 
 /// One kind of request the pipeline serves.
@@ -127,6 +129,19 @@ pub trait Operation: Send + Sync + 'static {
         upstream: UpstreamResponse,
         clock: Clock,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send;
+
+    /// Writes the request's canonical form for the response cache (every field that
+    /// changes the answer, not the model name nor labels like `user`; see `cache::key`).
+    /// `false`: this operation is never cached.
+    fn cache_key(_req: &Self::Request, _out: &mut sha2::Sha256) -> bool {
+        false
+    }
+
+    /// For the semantic cache: writes the request's context (all but the prompt compared by
+    /// meaning) and returns that prompt's text. `None`: no semantic matching.
+    fn semantic_prompt(_req: &Self::Request, _context: &mut sha2::Sha256) -> Option<String> {
+        None
+    }
 }
 
 /// A successful attempt's answer.
@@ -189,6 +204,12 @@ async fn run<O: Operation>(
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
     let identity = pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
+    // HOOK cache lookup: a stored answer returns here, before any budget is reserved.
+    let mut cache =
+        match crate::cache::lookup::<O>(shared, route, &identity, req, headers, request_id).await {
+            crate::cache::Lookup::Hit(response) => return Ok(response),
+            crate::cache::Lookup::Miss(pending) => pending,
+        };
     // 2. size, 3. plan, then the budgets in scope reserve the estimate; a full `downgrade`
     // budget sends the request once to its cheaper route.
     let mut downgraded = false;
@@ -221,6 +242,7 @@ async fn run<O: Operation>(
         identity,
         reservations,
         request_id: request_id.to_owned(),
+        cache: cache.usage_label(),
     });
     if plan.backends.is_empty() {
         if let Some(b) = bill.take() {
@@ -316,24 +338,24 @@ async fn run<O: Operation>(
             span: tracing::Span::current(),
             bill: bill.take(),
         };
-        return Ok(match answer {
+        let response = match answer {
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
                 let cost = settle.finish(None, json.total_tokens, json.tokens, busy);
+                cache.store_json(&served, &json.body, cost);
                 respond::json(json.body, &served, cost)
             }
             Answer::Stream(answer) => {
                 let StreamAnswer { reader, encoder } = *answer;
-                respond::stream(
-                    reader,
-                    encoder,
-                    encode::StreamHooks::default(),
-                    settle,
-                    &served,
-                )
+                let hooks = encode::StreamHooks {
+                    tap: cache.tap(&served),
+                    ..Default::default()
+                };
+                respond::stream(reader, encoder, hooks, settle, &served)
             }
-        });
+        };
+        return Ok(cache.mark(response));
     }
     if let Some(b) = bill.take() {
         b.release();

@@ -75,6 +75,7 @@ pub fn test_options(source: ConfigSource) -> Options {
         health: test_health(),
         limits: Default::default(),
         pays: Default::default(),
+        cache: Default::default(),
     }
 }
 
