@@ -101,8 +101,14 @@ fn an_embedding_route_with_its_own_semantic_cache_is_refused() {
     assert_eq!(
         fields,
         vec![
-            ("spec.cache.semantic.embeddingRoute.name".into(), Reason::Invalid),
-            ("spec.cache.semantic.embeddingRoute.name".into(), Reason::Invalid),
+            (
+                "spec.cache.semantic.embeddingRoute.name".into(),
+                Reason::Invalid
+            ),
+            (
+                "spec.cache.semantic.embeddingRoute.name".into(),
+                Reason::Invalid
+            ),
         ]
     );
 }
@@ -117,11 +123,15 @@ fn schema_violations_of_the_cache_name_their_field() {
     let c = w.compile();
     let fields: Vec<_> = summary(&c).into_iter().map(|(_, f, _)| f).collect();
     assert!(
-        fields.iter().any(|f| f.contains("spec.cache.maxEntryBytes")),
+        fields
+            .iter()
+            .any(|f| f.contains("spec.cache.maxEntryBytes")),
         "{fields:?}"
     );
     assert!(
-        fields.iter().any(|f| f.contains("spec.cache.semantic.threshold")),
+        fields
+            .iter()
+            .any(|f| f.contains("spec.cache.semantic.threshold")),
         "{fields:?}"
     );
 }

@@ -9,8 +9,8 @@ use crate::{
     LLMProvider, LLMRoute,
     common::{Duration, LocalRef, Timeouts},
     config::{
-        BackendConfig, CacheConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig, RuleConfig,
-        SemanticConfig, TimeoutsConfig, WeightedBackend,
+        BackendConfig, CacheConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig,
+        RuleConfig, SemanticConfig, TimeoutsConfig, WeightedBackend,
     },
     route::{Backend, CachePolicy, HeaderMatchType, RetryOn, RouteRule},
 };
@@ -108,7 +108,12 @@ fn resolve_embedding_routes(
             continue;
         };
         let field = "spec.cache.semantic.embeddingRoute.name";
-        let name = s.embedding_route.rsplit('/').next().unwrap_or_default().to_owned();
+        let name = s
+            .embedding_route
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let problem = match semantic.get(&s.embedding_route) {
             None => Some((
                 Reason::RouteNotFound,

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    ActionConfig, BackendConfig, CacheConfig, GatewayConfig, PeriodConfig, ProviderConfig, ProviderType,
-    RouteConfig,
+    ActionConfig, BackendConfig, CacheConfig, GatewayConfig, PeriodConfig, ProviderConfig,
+    ProviderType, RouteConfig,
 };
 
 /// Why a config cannot be used.

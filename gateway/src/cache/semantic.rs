@@ -12,6 +12,11 @@
 //! shared through Redis when it is configured. Scopes are held in a moka cache bounded by
 //! the bytes of their vectors.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "one lock per scope, held for a search or an insert over a bounded list, never across an await"
+)]
+
 use std::{
     collections::VecDeque,
     future::Future,

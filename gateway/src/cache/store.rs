@@ -30,6 +30,10 @@ impl std::fmt::Debug for Store {
 struct ByEntry;
 
 impl Expiry<Key, Arc<Entry>> for ByEntry {
+    #[allow(
+        clippy::disallowed_types,
+        reason = "moka's trait names its own clock's instant; the argument is not used"
+    )]
     fn expire_after_create(
         &self,
         _key: &Key,
