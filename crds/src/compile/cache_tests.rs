@@ -86,7 +86,7 @@ fn a_missing_embedding_route_is_named_and_the_exact_cache_stays() {
 }
 
 #[test]
-fn an_embedding_route_with_its_own_semantic_cache_is_refused() {
+fn an_embedding_route_with_its_own_semantic_cache_is_not_resolved() {
     let mut w = World::new();
     w.routes.push(cached(
         "a",
@@ -103,11 +103,11 @@ fn an_embedding_route_with_its_own_semantic_cache_is_refused() {
         vec![
             (
                 "spec.cache.semantic.embeddingRoute.name".into(),
-                Reason::Invalid
+                Reason::RouteNotFound
             ),
             (
                 "spec.cache.semantic.embeddingRoute.name".into(),
-                Reason::Invalid
+                Reason::RouteNotFound
             ),
         ]
     );

@@ -122,8 +122,9 @@ fn resolve_embedding_routes(
                     object.namespace
                 ),
             )),
+            // Reported as a reference that cannot be used: the route itself stays accepted.
             Some(true) => Some((
-                Reason::Invalid,
+                Reason::RouteNotFound,
                 format!(
                     "LLMRoute {name:?} has a semantic cache itself; point embeddingRoute at a route without one"
                 ),
