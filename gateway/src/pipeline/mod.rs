@@ -11,8 +11,9 @@
 //! 2. **size** — the prompt's size: a byte bound first (free), an estimate of its tokens only
 //!    when a rule, a key's token quota or a context window needs it (`routing::tokens`,
 //!    O(bytes), bounded).
-//! 3. **plan** — the backends in the order to try (`routing::plan`). HOOK cache lookup (an
-//!    answer returns here without an upstream call) and budget check + reservation (refuse
+//! 3. **plan** — the backends in the order to try (`routing::plan`). The cache lookup
+//!    (`crate::cache`) runs just before it, after identity: a stored answer returns without
+//!    an upstream call and without reserving budget. Budget check + reservation (refuse
 //!    or reserve the request's estimated cost) go after planning, when the candidate models
 //!    and so their prices are known. HOOK guardrails on the prompt go here too.
 //! 4. **walk** — the next backend and key ([`walk`]): health, quotas, windows, retries,
@@ -25,8 +26,8 @@
 //! 8. **report** — the outcome to the walk (health, attempt metrics, retry decisions).
 //! 9. **respond / settle** — the answer with the `x-tollgate-*` headers ([`respond`]); its
 //!    metrics, overhead and quota correction ([`settle`]) at once for JSON, at the end for
-//!    a stream. HOOK guardrails on the response (per chunk for streams), cache store and
-//!    cost settle go here.
+//!    a stream. HOOK guardrails on the response (per chunk for streams) go here; the cache
+//!    stores a JSON answer here and a stream through its frame tap.
 
 pub mod call;
 pub mod chat;
