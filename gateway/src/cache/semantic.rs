@@ -65,7 +65,7 @@ impl Scope {
 }
 
 /// Remembered prompts, per scope.
-pub(super) struct Index {
+pub struct Index {
     scopes: Moka<Key, Arc<Mutex<Scope>>>,
 }
 
@@ -78,14 +78,14 @@ impl std::fmt::Debug for Index {
 }
 
 /// A unit vector, or `None` for a zero or non-finite one.
-pub(super) fn normalized(v: &[f32]) -> Option<Box<[f32]>> {
+pub fn normalized(v: &[f32]) -> Option<Box<[f32]>> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     (norm.is_finite() && norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
 }
 
 impl Index {
     /// An index holding at most about `max_bytes` of vectors.
-    pub(super) fn new(max_bytes: u64) -> Self {
+    pub fn new(max_bytes: u64) -> Self {
         Self {
             scopes: Moka::builder()
                 .max_capacity(max_bytes)
@@ -99,7 +99,7 @@ impl Index {
 
     /// The stored answer whose prompt is most similar to `vector` (a unit vector), if its
     /// similarity reaches `threshold`, with that similarity.
-    pub(super) fn search(
+    pub fn search(
         &self,
         scope: &Key,
         vector: &[f32],
@@ -113,7 +113,8 @@ impl Index {
 
     /// Remembers a prompt whose answer is stored under `answer`; the oldest (and expired)
     /// prompts of the scope go first.
-    pub(super) fn insert(
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert(
         &self,
         scope: Key,
         vector: Box<[f32]>,
