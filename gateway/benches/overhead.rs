@@ -200,8 +200,16 @@ async fn cache_bench(g: &server::Running) {
     let (mut plain, mut missed) = (Vec::new(), Vec::new());
     for round in 0..2 {
         let offset = round * REQUESTS;
-        plain.extend(load_with(url.clone(), |i| body("chat", Some(offset + i))).await.0);
-        missed.extend(load_with(url.clone(), |i| body("cached", Some(offset + i))).await.0);
+        plain.extend(
+            load_with(url.clone(), |i| body("chat", Some(offset + i)))
+                .await
+                .0,
+        );
+        missed.extend(
+            load_with(url.clone(), |i| body("cached", Some(offset + i)))
+                .await
+                .0,
+        );
     }
     plain.sort();
     missed.sort();
@@ -237,7 +245,9 @@ fn semantic_search_bench() {
     let mut vector = || {
         let v: Vec<f32> = (0..DIMS)
             .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
             })
             .collect();

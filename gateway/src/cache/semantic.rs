@@ -113,7 +113,6 @@ impl Index {
 
     /// Remembers a prompt whose answer is stored under `answer`; the oldest (and expired)
     /// prompts of the scope go first.
-    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &self,
         scope: Key,
@@ -150,8 +149,23 @@ fn best(items: &VecDeque<Item>, vector: &[f32], now_ms: u64) -> Option<(Key, f32
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// Eight independent sums, so the compiler can keep them in one SIMD register (a single
+/// running sum must be added in order, which stops vectorisation).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Why the prompt could not be embedded (the request is then served without the semantic
@@ -273,6 +287,13 @@ mod tests {
             "evicted"
         );
         assert!(index.search(&scope, &unit(&[0.0, 1.0]), 0.99, 1).is_some());
+    }
+
+    #[test]
+    fn the_dot_product_covers_every_dimension() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        let b = vec![1.0f32; 19];
+        assert_eq!(dot(&a, &b), (0..19).sum::<i32>() as f32);
     }
 
     #[test]
