@@ -281,9 +281,14 @@ pub fn gemini_embeddings_route(base: &str) -> String {
 
 /// A Python with the `openai` package, if any.
 pub fn python_with_openai() -> Option<String> {
+    python_with("openai")
+}
+
+/// A Python that can import `package`, if any.
+pub fn python_with(package: &str) -> Option<String> {
     for python in ["python3", "python"] {
         let ok = std::process::Command::new(python)
-            .args(["-c", "import openai"])
+            .args(["-c", &format!("import {package}")])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
