@@ -171,6 +171,8 @@ pub struct Metrics {
     panics: Family<RouteLabels, Counter>,
     /// Rate limits and shared-state failures.
     pub limits: crate::limits::LimitMetrics,
+    /// The response cache's metrics.
+    pub cache: crate::cache::CacheMetrics,
 }
 
 fn token_buckets() -> Histogram {
@@ -325,8 +327,10 @@ impl Metrics {
             panics.clone(),
         );
         let limits = crate::limits::LimitMetrics::register(&mut registry);
+        let cache = crate::cache::CacheMetrics::register(&mut registry);
         Self {
             limits,
+            cache,
             cost,
             budget_decisions,
             usage_dropped,

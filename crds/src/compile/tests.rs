@@ -450,12 +450,16 @@ fn not_yet_built_features_are_unsupported_not_ignored() {
     w.routes.push(route(
         "cached",
         "2026-01-01T00:00:00Z",
-        json!({"model": "cached", "backends": [backend("mock", "mock-chat")], "cache": {"ttl": "10m"}}),
+        json!({"model": "cached", "backends": [backend("mock", "mock-chat")], "guardrails": {"maxPromptTokens": 100}}),
     ));
     let c = w.compile();
     assert_eq!(
         summary(&c),
-        vec![("cached".into(), "spec.cache".into(), Reason::Unsupported)]
+        vec![(
+            "cached".into(),
+            "spec.guardrails".into(),
+            Reason::Unsupported
+        )]
     );
     assert!(
         c.config.routes.is_empty(),
@@ -811,5 +815,7 @@ fn over_long_gateway_secret_keys_are_refused() {
     );
 }
 
+#[path = "cache_tests.rs"]
+mod cache_tests;
 #[path = "rate_limit_tests.rs"]
 mod rate_limits;

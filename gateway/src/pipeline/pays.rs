@@ -47,6 +47,8 @@ pub struct Bill {
     pub request_id: String,
     /// Rate-limit token reservations, settled with the real usage.
     pub limits: Option<crate::limits::Ticket>,
+    /// On a cached route, how the cache served it (`miss`, `bypass`), for the usage record.
+    pub cache: Option<&'static str>,
 }
 
 /// Authenticates a request to `route_id`.
@@ -202,6 +204,8 @@ impl Bill {
                     cost_usd: usd,
                     latency_ms,
                     status,
+                    cache: self.cache,
+                    cost_saved_usd: None,
                 },
                 metrics,
             );
