@@ -148,6 +148,38 @@ pub fn embeddings(req: &EmbeddingsRequest, out: &mut Sha256) -> bool {
     )
 }
 
+#[derive(Serialize)]
+struct MessagesView<'a> {
+    door: &'static str,
+    format: &'static str,
+    headers: Vec<(&'a str, &'a [u8])>,
+    body: Map<String, Value>,
+}
+
+/// Writes an Anthropic Messages request's canonical form: the client's body with `model`,
+/// `metadata` and `stream` left out (the answer's format stands for `stream`), objects
+/// sorted, plus the `anthropic-version`/`-beta` headers, which change what Anthropic
+/// answers. The door is named, so a Messages answer never meets a chat one.
+pub fn messages(req: &crate::wire::anthropic::MessagesRequest, out: &mut Sha256) -> bool {
+    let Ok(mut body) = serde_json::from_str::<Map<String, Value>>(req.raw.get()) else {
+        return false;
+    };
+    for label in ["model", "metadata", "stream"] {
+        body.remove(label);
+    }
+    let view = MessagesView {
+        door: "anthropic-messages",
+        format: if req.is_stream() { "sse" } else { "json" },
+        headers: req
+            .forward_headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect(),
+        body,
+    };
+    hash_json(out, &view)
+}
+
 #[cfg(test)]
 #[path = "key_tests.rs"]
 mod tests;
