@@ -378,7 +378,13 @@ fn objects_left_out_for_size_are_reported_on_themselves_only() {
     w.routes.push(route(
         "chat",
         "2026-01-01T00:00:00Z",
-        spec("chat", json!([backend("openai", "gpt-4o-mini"), backend("mock", "mock-chat")])),
+        spec(
+            "chat",
+            json!([
+                backend("openai", "gpt-4o-mini"),
+                backend("mock", "mock-chat")
+            ]),
+        ),
     ));
     w.routes.push(route(
         "big",
@@ -386,8 +392,14 @@ fn objects_left_out_for_size_are_reported_on_themselves_only() {
         spec("big", json!([backend("mock", "mock-chat")])),
     ));
     let left_out = BTreeMap::from([
-        (object_ref(Kind::LLMRoute, &w.routes[1]), "too large".to_owned()),
-        (object_ref(Kind::LLMProvider, &w.providers[1]), "too large".to_owned()),
+        (
+            object_ref(Kind::LLMRoute, &w.routes[1]),
+            "too large".to_owned(),
+        ),
+        (
+            object_ref(Kind::LLMProvider, &w.providers[1]),
+            "too large".to_owned(),
+        ),
     ]);
     let c = compile_leaving_out(
         &Inputs {

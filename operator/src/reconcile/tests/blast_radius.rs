@@ -133,14 +133,23 @@ async fn one_teams_oversized_providers_are_left_out_and_nobody_else_is_written()
         .into_iter()
         .filter(|w| (0..TEAMS).any(|t| w.path.contains(&format!("/namespaces/team-{t}/"))))
         .collect();
-    let status = others.iter().filter(|w| w.path.ends_with("/status")).count();
-    let events = others.iter().filter(|w| w.path.ends_with("/events")).count();
+    let status = others
+        .iter()
+        .filter(|w| w.path.ends_with("/status"))
+        .count();
+    let events = others
+        .iter()
+        .filter(|w| w.path.ends_with("/events"))
+        .count();
     println!(
         "blast radius: {} writes on the other teams' {} objects ({status} status, {events} Events)",
         others.len(),
         TEAMS * 5
     );
-    assert!(others.is_empty(), "writes on other teams' objects: {others:?}");
+    assert!(
+        others.is_empty(),
+        "writes on other teams' objects: {others:?}"
+    );
 
     // The noisy team is told, on the objects left out, why and what to do.
     let left_out: Vec<(String, Condition)> = (0..40)
