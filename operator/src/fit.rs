@@ -43,7 +43,7 @@ pub fn compile_to_fit(
         "Left out of the gateway config: with it the config would be over the ConfigMap limit of {CONFIG_MAP_DATA_LIMIT} bytes even compressed, and the newest objects are left out first so that everyone else's changes keep flowing. Make this object smaller, remove unused providers and routes, or split them across gateways"
     );
     let mut left_out: BTreeMap<ObjectRef, String> = BTreeMap::new();
-    let mut candidates: Option<Vec<Candidate<'_>>> = None;
+    let mut candidates: Option<Vec<Candidate>> = None;
     let mut next = 0;
     // The last round's excess and how much its left-out objects were estimated to save.
     let mut last: Option<(Excess, f64)> = None;
@@ -125,42 +125,41 @@ impl Excess {
 }
 
 /// A provider or route that may be left out, with its spec as JSON.
-struct Candidate<'a> {
+struct Candidate {
     object: ObjectRef,
-    spec: Box<dyn Fn() -> String + 'a>,
+    json: String,
 }
 
-impl Candidate<'_> {
+impl Candidate {
     /// Its own size: JSON bytes, or those bytes gzip-compressed.
     fn weight(&self, packed: bool) -> f64 {
-        let json = (self.spec)();
         let bytes = if packed {
-            gzip_config(&json).map_or(json.len(), |g| g.len())
+            gzip_config(&self.json).map_or(self.json.len(), |g| g.len())
         } else {
-            json.len()
+            self.json.len()
         };
         bytes as f64
     }
 }
 
-/// Providers and routes, newest first (by creation time; objects without one, as in
-/// offline manifests, count as newest; ties by kind, namespace and name, last first).
-fn newest_first<'a>(inputs: &Inputs<'a>) -> Vec<Candidate<'a>> {
+/// Providers and routes, newest first by creation time (objects without one, as in offline
+/// manifests, count as newest); among equally new ones the largest first, so that as few
+/// as possible are left out; then by kind, namespace and name, last first.
+fn newest_first(inputs: &Inputs<'_>) -> Vec<Candidate> {
     fn candidate<'a, K: ResourceExt, S: Serialize>(
         kind: Kind,
         object: &'a K,
-        spec: &'a S,
-    ) -> (Option<&'a Time>, Candidate<'a>) {
-        let spec = Box::new(move || serde_json::to_string(spec).unwrap_or_default());
+        spec: &S,
+    ) -> (Option<&'a Time>, Candidate) {
         (
             object.meta().creation_timestamp.as_ref(),
             Candidate {
                 object: object_ref(kind, object),
-                spec,
+                json: serde_json::to_string(spec).unwrap_or_default(),
             },
         )
     }
-    let mut all: Vec<(Option<&Time>, Candidate<'a>)> = inputs
+    let mut all: Vec<(Option<&Time>, Candidate)> = inputs
         .providers
         .iter()
         .map(|p| candidate(Kind::LLMProvider, p, &p.spec))
@@ -172,7 +171,12 @@ fn newest_first<'a>(inputs: &Inputs<'a>) -> Vec<Candidate<'a>> {
         )
         .collect();
     all.sort_by(|(ta, a), (tb, b)| {
-        (tb.is_none(), tb, &b.object).cmp(&(ta.is_none(), ta, &a.object))
+        (tb.is_none(), tb, b.json.len(), &b.object).cmp(&(
+            ta.is_none(),
+            ta,
+            a.json.len(),
+            &a.object,
+        ))
     });
     all.into_iter().map(|(_, c)| c).collect()
 }
