@@ -25,7 +25,7 @@ use super::{
     context::{Context, WRITTEN_TTL, Written},
     status,
 };
-use crate::settings::FIELD_MANAGER;
+use crate::settings::STATUS_FIELD_MANAGER;
 
 /// One of the three kinds, as the status controller sees it.
 pub trait Tracked:
@@ -160,19 +160,23 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
     }
 
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Server-side apply: this manager owns exactly these fields; what others write into
+    // status (the spend task's fields, another tool's condition type) stays.
     let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
         "status": {
             "observedGeneration": generation,
             "conditions": conditions,
         }
     });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    };
-    api.patch_status(&name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(ReconcileError::Status)?;
+    api.patch_status(
+        &name,
+        &PatchParams::apply(STATUS_FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(ReconcileError::Status)?;
     ctx.written
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

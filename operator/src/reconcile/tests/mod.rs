@@ -39,6 +39,7 @@ use crate::{
 mod blast_radius;
 mod rbac;
 mod scale;
+mod status_apply;
 mod with_gateway;
 
 const GATEWAY_NS: &str = "tollgate-system";
