@@ -210,7 +210,16 @@ async fn round(
         };
     }
     let names = &ctx.settings.gateway;
-    match apply::write(&ctx.client, names, &text, &secret_data, &ctx.metrics).await {
+    match apply::write(
+        &ctx.client,
+        names,
+        &text,
+        &secret_data,
+        &ctx.metrics,
+        &ctx.own,
+    )
+    .await
+    {
         Ok(writes) => {
             if writes > 0 {
                 tracing::info!(

@@ -84,6 +84,8 @@ pub struct Context {
     pub pods: Store<Pod>,
     /// The referenced Secrets.
     pub secrets: Arc<SecretWatches>,
+    /// What the config task last wrote, for the watches on it (`own_objects.rs`).
+    pub own: super::own_objects::Desired,
     /// Client-key Secrets, hashed (`client_keys.rs`).
     pub client_keys: Arc<super::client_keys::ClientKeys>,
     /// The latest compile-and-write round.
@@ -151,6 +153,7 @@ impl Context {
             budgets: stores.2,
             pods,
             secrets,
+            own: super::own_objects::Desired::default(),
             client_keys: Arc::new(super::client_keys::ClientKeys::new(inputs_changed.clone())),
             outcome: ArcSwapOption::empty(),
             view: ArcSwapOption::empty(),

@@ -3,7 +3,8 @@
 //! - reflectors on the three kinds (all namespaces, or one per watched namespace) feed the
 //!   per-kind status [`controller`]s and wake the [`config`] task;
 //! - the config task compiles everything, writes the gateway's ConfigMap and Secret
-//!   ([`apply`]) and starts/stops the field-selected [`secrets`] watches;
+//!   ([`apply`]) and starts/stops the field-selected [`secrets`] watches; watches on its
+//!   own ConfigMap and Secret ([`own_objects`]) wake it when someone else changes them;
 //! - the [`poller`] asks gateway pods what they serve ([`gateways`]);
 //! - the controllers turn the [`outcome`] and the pods' reports into [`status`].
 
@@ -15,6 +16,7 @@ pub mod context;
 pub mod controller;
 pub mod gateways;
 pub mod outcome;
+pub mod own_objects;
 pub mod poller;
 pub mod secrets;
 pub mod spend;
@@ -96,6 +98,7 @@ impl Operator {
 
         let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
             config::run(context.clone()).boxed(),
+            own_objects::run(context.clone()).boxed(),
             poller::run(context.clone()).boxed(),
             spend::run(context.clone()).boxed(),
             crate::deploy::run(context.clone()).boxed(),

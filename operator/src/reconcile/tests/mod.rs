@@ -37,6 +37,7 @@ use crate::{
 };
 
 mod blast_radius;
+mod own_objects;
 mod rbac;
 mod scale;
 mod status_apply;
