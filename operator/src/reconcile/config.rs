@@ -100,8 +100,18 @@ async fn round(
         index.forbid_namespace(ns);
     }
     let providers: Vec<LLMProvider> = providers.iter().map(|p| (**p).clone()).collect();
-    let routes: Vec<LLMRoute> = ctx.routes.all().iter().map(|r| (**r).clone()).collect();
-    let budgets: Vec<LLMBudget> = ctx.budgets.all().iter().map(|b| (**b).clone()).collect();
+    let routes: Vec<LLMRoute> = ctx
+        .routes
+        .all()
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
+    let budgets: Vec<LLMBudget> = ctx
+        .budgets
+        .all()
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
     let generations: HashMap<ObjectRef, Option<i64>> = providers
         .iter()
         .map(|p| (object_ref(Kind::LLMProvider, p), p.metadata.generation))
@@ -168,8 +178,12 @@ async fn round(
         }
     };
 
+    let unreadable =
+        ctx.providers.unreadable() + ctx.routes.unreadable() + ctx.budgets.unreadable();
     ctx.metrics
-        .set_problems(compiled.problems.iter().map(|p| p.reason.as_str()));
+        .set_problems(compiled.problems.iter().map(|p| p.reason.as_str()).chain(
+            std::iter::repeat_n(super::unreadable::UNREADABLE, unreadable),
+        ));
 
     let text = match text {
         Ok(text) => text,

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
+    core::DeserializeGuard,
     runtime::{
         controller::Action,
         events::{Event, EventType},
@@ -74,24 +75,35 @@ pub enum ReconcileError {
     Status(#[source] kube::Error),
 }
 
-/// Reconciles one object's status.
+/// Reconciles one object's status; an object the operator cannot read is reported instead
+/// ([`unreadable`](super::unreadable)).
 pub async fn reconcile<K: Tracked>(
-    object: Arc<K>,
+    object: Arc<DeserializeGuard<K>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let result = reconcile_status(&*object, &ctx).await;
+    let uid = key(&*object);
+    let result = match &object.0 {
+        Ok(object) => {
+            ctx.unreadable_reported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&uid);
+            reconcile_status(object, &ctx).await
+        }
+        Err(invalid) => super::unreadable::report(&*object, invalid, &uid, &ctx).await,
+    };
     ctx.metrics
         .reconciled(K::KIND.as_str(), started.elapsed(), result.is_err());
     if result.is_ok() {
-        ctx.succeeded(&key(&*object));
+        ctx.succeeded(&uid);
     }
     result
 }
 
 /// Requeues a failed object with exponential backoff.
 pub fn error_policy<K: Tracked>(
-    object: Arc<K>,
+    object: Arc<DeserializeGuard<K>>,
     error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
@@ -107,7 +119,7 @@ pub fn error_policy<K: Tracked>(
     Action::requeue(delay)
 }
 
-fn key<K: Tracked>(object: &K) -> String {
+fn key<K: Resource>(object: &K) -> String {
     object.uid().unwrap_or_else(|| {
         format!(
             "{}/{}",

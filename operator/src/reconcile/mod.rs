@@ -21,6 +21,7 @@ pub mod poller;
 pub mod secrets;
 pub mod spend;
 pub mod status;
+pub mod unreadable;
 pub mod within_budget;
 
 #[cfg(test)]
@@ -32,6 +33,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt, future::BoxFuture, stream
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
+    core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
@@ -130,10 +132,11 @@ impl Operator {
     }
 }
 
-type ObjectStream<K> = Pin<Box<dyn stream::Stream<Item = Result<K, watcher::Error>> + Send>>;
+type ObjectStream<K> =
+    Pin<Box<dyn stream::Stream<Item = Result<DeserializeGuard<K>, watcher::Error>> + Send>>;
 
 /// A store and the reflector stream that fills it (driven by its controller).
-type Reflected<K> = (Store<K>, ObjectStream<K>);
+type Reflected<K> = (Store<DeserializeGuard<K>>, ObjectStream<K>);
 
 /// Reflectors for kind `K`: one for all namespaces, or one per watched namespace (one
 /// store cannot hold several namespaces' lists, since each relist replaces it).
@@ -142,7 +145,7 @@ fn reflect<K: Tracked>(
     namespaces: &[String],
     changed: &Arc<Notify>,
 ) -> (Stores<K>, Vec<Reflected<K>>) {
-    let apis: Vec<Api<K>> = if namespaces.is_empty() {
+    let apis: Vec<Api<DeserializeGuard<K>>> = if namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
         namespaces

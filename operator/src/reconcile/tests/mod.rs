@@ -41,6 +41,7 @@ mod own_objects;
 mod rbac;
 mod scale;
 mod status_apply;
+mod unreadable;
 mod with_gateway;
 
 const GATEWAY_NS: &str = "tollgate-system";
