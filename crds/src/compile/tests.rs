@@ -551,7 +551,7 @@ fn schema_and_cel_violations_are_invalid_with_field_paths() {
     assert_eq!(
         summary(&c),
         vec![
-            ("repeat".into(), "spec".into(), Reason::Invalid),
+            ("repeat".into(), "spec.fallbacks".into(), Reason::Invalid),
             (
                 "weights".into(),
                 "spec.backends[0].weight".into(),

@@ -45,10 +45,13 @@ pub trait Tracked:
     fn conditions(&self) -> &[Condition];
     /// The stored `status.observedGeneration`.
     fn observed_generation(&self) -> Option<i64>;
+    /// The status count field of the kind's counted printer column: its name, the count
+    /// the spec gives, and the stored value.
+    fn count(&self) -> Option<(&'static str, i64, Option<i64>)>;
 }
 
 macro_rules! tracked {
-    ($t:ty, $kind:expr) => {
+    ($t:ty, $kind:expr, $count:expr) => {
         impl Tracked for $t {
             const KIND: Kind = $kind;
             fn conditions(&self) -> &[Condition] {
@@ -59,13 +62,29 @@ macro_rules! tracked {
             fn observed_generation(&self) -> Option<i64> {
                 self.status.as_ref().and_then(|s| s.observed_generation)
             }
+            fn count(&self) -> Option<(&'static str, i64, Option<i64>)> {
+                let count: fn(&Self) -> Option<(&'static str, i64, Option<i64>)> = $count;
+                count(self)
+            }
         }
     };
 }
 
-tracked!(LLMProvider, Kind::LLMProvider);
-tracked!(LLMRoute, Kind::LLMRoute);
-tracked!(LLMBudget, Kind::LLMBudget);
+fn len(items: usize) -> i64 {
+    i64::try_from(items).unwrap_or(i64::MAX)
+}
+
+tracked!(LLMProvider, Kind::LLMProvider, |p| Some((
+    "modelCount",
+    len(p.spec.models.len()),
+    p.status.as_ref().and_then(|s| s.model_count)
+)));
+tracked!(LLMRoute, Kind::LLMRoute, |r| Some((
+    "backendCount",
+    len(r.spec.backends.len()),
+    r.status.as_ref().and_then(|s| s.backend_count)
+)));
+tracked!(LLMBudget, Kind::LLMBudget, |_| None);
 
 /// Why a status reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -167,14 +186,16 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
         }
     };
     let (changed, transitions) = status::merge(&mut conditions, desired);
-    if !changed && (just_written || object.observed_generation() == generation) {
+    let count = object.count();
+    let count_current = count.is_none_or(|(_, want, stored)| stored == Some(want));
+    if !changed && (just_written || (object.observed_generation() == generation && count_current)) {
         return Ok(Action::await_change());
     }
 
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     // Server-side apply: this manager owns exactly these fields; what others write into
     // status (the spend task's fields, another tool's condition type) stays.
-    let patch = json!({
+    let mut patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": {
@@ -182,6 +203,9 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
             "conditions": conditions,
         }
     });
+    if let Some((field, value, _)) = count {
+        patch["status"][field] = json!(value);
+    }
     api.patch_status(
         &name,
         &PatchParams::apply(STATUS_FIELD_MANAGER).force(),

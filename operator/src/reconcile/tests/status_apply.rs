@@ -1,5 +1,6 @@
 //! Status is written by server-side apply under its own field manager: the operator owns
-//! its conditions and `observedGeneration`, and a condition another tool applies survives.
+//! its conditions, `observedGeneration` and the printer columns' counts, and a condition
+//! another tool applies survives.
 
 use super::*;
 
@@ -31,6 +32,14 @@ async fn status_is_applied_by_its_own_field_manager_and_leaves_others_conditions
         );
     }
     let route = fake.get::<LLMRoute>(Some(GATEWAY_NS), "chat").unwrap();
+    // The counts behind the MODELS and BACKENDS printer columns.
+    assert_eq!(route.status.as_ref().unwrap().backend_count, Some(1));
+    let provider = eventually("the provider's model count", || {
+        fake.get::<LLMProvider>(Some(GATEWAY_NS), "openai")
+            .filter(|p| p.status.as_ref().is_some_and(|s| s.model_count.is_some()))
+    })
+    .await;
+    assert_eq!(provider.status.unwrap().model_count, Some(1));
     let managers: Vec<_> = route
         .metadata
         .managed_fields
