@@ -3,7 +3,8 @@
 use http::HeaderMap;
 
 use super::{
-    Answer, JsonAnswer, Operation, call::Clock, settle::token_counts, stream::StreamReader,
+    Answer, JsonAnswer, Operation, StreamAnswer, call::Clock, encode::OpenAiChatEncoder,
+    settle::token_counts, stream::StreamReader,
 };
 use crate::{
     error::GatewayError,
@@ -72,10 +73,11 @@ impl Operation for Chat {
         mut clock: Clock,
     ) -> Result<Answer, Failure> {
         if req.is_stream() {
-            let reader =
-                StreamReader::open(upstream, adapter.stream(target), clock, req.include_usage())
-                    .await?;
-            return Ok(Answer::Stream(Box::new(reader)));
+            let reader = StreamReader::open(upstream, adapter.stream(target), clock).await?;
+            return Ok(Answer::Stream(Box::new(StreamAnswer {
+                reader,
+                encoder: Box::new(OpenAiChatEncoder::new(req.include_usage())),
+            })));
         }
         let bytes = clock.wait(upstream.bytes(clock.deadlines.total)).await?;
         let answer = adapter.chat_answer(target, bytes)?;

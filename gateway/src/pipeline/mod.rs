@@ -31,6 +31,7 @@
 pub mod call;
 pub mod chat;
 pub mod embeddings;
+pub mod encode;
 pub mod pays;
 pub mod respond;
 pub mod settle;
@@ -133,7 +134,15 @@ pub enum Answer {
     /// A complete JSON answer.
     Json(JsonAnswer),
     /// A stream whose first chunk is ready. Boxed: translators differ a lot in size.
-    Stream(Box<StreamReader>),
+    Stream(Box<StreamAnswer>),
+}
+
+/// A stream answer: the upstream reader and how the client's door encodes it.
+pub struct StreamAnswer {
+    /// The upstream stream, read to its first chunk.
+    pub reader: StreamReader,
+    /// The client's wire format.
+    pub encoder: Box<dyn encode::StreamEncoder>,
 }
 
 /// A JSON answer, encoded for the client.
@@ -314,7 +323,16 @@ async fn run<O: Operation>(
                 let cost = settle.finish(None, json.total_tokens, json.tokens, busy);
                 respond::json(json.body, &served, cost)
             }
-            Answer::Stream(reader) => respond::stream(*reader, settle, &served),
+            Answer::Stream(answer) => {
+                let StreamAnswer { reader, encoder } = *answer;
+                respond::stream(
+                    reader,
+                    encoder,
+                    encode::StreamHooks::default(),
+                    settle,
+                    &served,
+                )
+            }
         });
     }
     if let Some(b) = bill.take() {

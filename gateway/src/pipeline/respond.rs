@@ -6,8 +6,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, header};
 
 use super::{
+    encode::{StreamEncoder, StreamHooks},
     settle::Settle,
-    stream::{ChatStream, StreamReader},
+    stream::{ClientStream, StreamReader},
 };
 
 /// How a request was served, for the `x-tollgate-*` headers.
@@ -70,9 +71,15 @@ pub fn json(
     response
 }
 
-/// A stream answer, as OpenAI SSE.
-pub fn stream(reader: StreamReader, settle: Settle, served: &Served<'_>) -> Response<Body> {
-    let stream = ChatStream::new(reader, settle);
+/// A stream answer, as server-sent events in the encoder's format.
+pub fn stream(
+    reader: StreamReader,
+    encoder: Box<dyn StreamEncoder>,
+    hooks: StreamHooks,
+    settle: Settle,
+    served: &Served<'_>,
+) -> Response<Body> {
+    let stream = ClientStream::new(reader, encoder, hooks, settle);
     let mut response = Response::new(Body::from_stream(stream.into_stream()));
     let h = response.headers_mut();
     h.insert(

@@ -1,10 +1,13 @@
-//! The stream stage: an upstream stream read, translated and sent to the client as OpenAI
-//! SSE. One reader handles the whole stream: before the first chunk is ready
-//! ([`StreamReader::open`]) a failure goes back to the walk, which may still fall back
-//! (nothing reached the client); after it, a failure ends the client's stream with an
-//! OpenAI error event and no `[DONE]`, so SDKs raise instead of treating a cut answer as
-//! complete. `[DONE]` follows only the upstream's own end marker. Dropping the stream (the
-//! client went away) drops the upstream response, which cancels it.
+//! The stream stage: an upstream stream read, translated and sent to the client. One reader
+//! handles the whole stream: before the first chunk is ready ([`StreamReader::open`]) a
+//! failure goes back to the walk, which may still fall back (nothing reached the client);
+//! after it, a failure ends the client's stream with the encoder's error frames and no end
+//! marker, so SDKs raise instead of treating a cut answer as complete. The end marker
+//! follows only the upstream's own end. Dropping the stream (the client went away) drops the
+//! upstream response, which cancels it.
+//!
+//! The reader yields translated chunks; [`ClientStream`] passes them through the request's
+//! filters and its door's encoder, and shows every frame to the tap (see [`super::encode`]).
 
 use std::{collections::VecDeque, convert::Infallible, time::Duration};
 
@@ -14,13 +17,12 @@ use tokio::time::Instant;
 
 use super::{
     call::Clock,
+    encode::{StreamEncoder, StreamHooks},
     settle::{Settle, token_counts},
 };
 use crate::{
-    error::GatewayError,
     failure::Failure,
     providers::{AnyStream, StreamTranslator},
-    stream::sse::{DONE_FRAME, data_frame},
     upstream::UpstreamResponse,
     wire::openai::{ChatChunk, Usage},
 };
@@ -30,8 +32,7 @@ pub struct StreamReader {
     upstream: UpstreamResponse,
     translator: AnyStream,
     clock: Clock,
-    include_usage: bool,
-    pending: VecDeque<Bytes>,
+    pending: Vec<ChatChunk>,
     usage: Option<Usage>,
     first_at: Option<Instant>,
     ended: bool,
@@ -44,21 +45,18 @@ impl StreamReader {
         upstream: UpstreamResponse,
         translator: AnyStream,
         clock: Clock,
-        include_usage: bool,
     ) -> Result<Self, Failure> {
         let mut reader = Self {
             upstream,
             translator,
             clock,
-            include_usage,
-            pending: VecDeque::new(),
+            pending: Vec::new(),
             usage: None,
             first_at: None,
             ended: false,
         };
-        let mut produced = false;
-        while !produced && !reader.ended {
-            produced = reader.pull(true).await?;
+        while reader.pending.is_empty() && !reader.ended {
+            reader.pull(true).await?;
         }
         Ok(reader)
     }
@@ -68,9 +66,14 @@ impl StreamReader {
         self.clock.waited
     }
 
-    /// Reads one piece from the upstream and queues its frames; true when it produced a
-    /// chunk. `first` reads against the first-byte deadline.
-    async fn pull(&mut self, first: bool) -> Result<bool, Failure> {
+    /// The usage the upstream reported so far.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// Reads one piece from the upstream and queues its chunks. `first` reads against the
+    /// first-byte deadline.
+    async fn pull(&mut self, first: bool) -> Result<(), Failure> {
         let d = self.clock.deadlines;
         let deadline = if first { d.first_byte } else { d.next_chunk() };
         let piece = self.clock.wait(self.upstream.chunk(deadline)).await?;
@@ -82,52 +85,51 @@ impl StreamReader {
                 chunks
             }
         };
-        let produced = !chunks.is_empty();
-        self.push(chunks)?;
-        if self.ended {
-            self.pending.push_back(Bytes::from_static(DONE_FRAME));
-        }
-        Ok(produced)
-    }
-
-    fn push(&mut self, chunks: Vec<ChatChunk>) -> Result<(), Failure> {
-        for chunk in chunks {
+        for chunk in &chunks {
             if let Some(u) = &chunk.usage {
                 self.usage = Some(u.clone());
-            }
-            let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
-            if usage_only && !self.include_usage {
-                continue;
             }
             if self.first_at.is_none() && !chunk.choices.is_empty() {
                 self.first_at = Some(Instant::now());
             }
-            let json = serde_json::to_vec(&chunk)
-                .map_err(|e| Failure::protocol(format!("chunk cannot be encoded: {e}")))?;
-            self.pending.push_back(data_frame(&json));
         }
+        self.pending.extend(chunks);
         Ok(())
     }
 }
 
-/// The client's stream: the reader's frames, then what the stream's end settles.
-pub struct ChatStream {
+/// The client's stream: the reader's chunks through the filters and the encoder, then what
+/// the stream's end settles.
+pub struct ClientStream {
     reader: StreamReader,
+    encoder: Box<dyn StreamEncoder>,
+    hooks: StreamHooks,
     settle: Settle,
+    frames: VecDeque<Bytes>,
     busy: Duration,
     finished: bool,
     recorded: bool,
+    complete: bool,
 }
 
-impl ChatStream {
+impl ClientStream {
     /// A stream that first sends what `reader` read while opening.
-    pub fn new(reader: StreamReader, settle: Settle) -> Self {
+    pub fn new(
+        reader: StreamReader,
+        encoder: Box<dyn StreamEncoder>,
+        hooks: StreamHooks,
+        settle: Settle,
+    ) -> Self {
         Self {
             busy: settle.started.elapsed().saturating_sub(reader.waited()),
             reader,
+            encoder,
+            hooks,
             settle,
+            frames: VecDeque::new(),
             finished: false,
             recorded: false,
+            complete: false,
         }
     }
 
@@ -140,31 +142,36 @@ impl ChatStream {
 
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(frame) = self.reader.pending.pop_front() {
+            if let Some(frame) = self.frames.pop_front() {
+                if let Some(tap) = &mut self.hooks.tap {
+                    tap.frame(&frame);
+                }
+                if self.finished
+                    && self.frames.is_empty()
+                    && let Some(mut tap) = self.hooks.tap.take()
+                {
+                    tap.end(self.complete);
+                }
                 return Some(frame);
             }
             if self.finished {
                 return None;
             }
+            if let Err(failure) = self.encode_pending() {
+                self.fail(failure);
+                continue;
+            }
+            if !self.frames.is_empty() {
+                continue;
+            }
+            if self.reader.ended {
+                self.end();
+                continue;
+            }
             let t = Instant::now();
             let waited = self.reader.waited();
-            let pulled = self.reader.pull(false).await;
-            match pulled {
-                Err(failure) => self.fail(failure),
-                Ok(_) if self.reader.ended => {
-                    self.finished = true;
-                    // The cost is known only now: it goes out as an SSE comment just before
-                    // `[DONE]` (headers left long ago; clients ignore comments).
-                    if let Some(cost) = self.record(None) {
-                        let comment = Bytes::from(format!(
-                            ": x-tollgate-cost-usd={}\n\n",
-                            super::pays::cost_header(cost)
-                        ));
-                        let at = self.reader.pending.len().saturating_sub(1);
-                        self.reader.pending.insert(at, comment);
-                    }
-                }
-                Ok(_) => {}
+            if let Err(failure) = self.reader.pull(false).await {
+                self.fail(failure);
             }
             self.busy += t
                 .elapsed()
@@ -172,11 +179,55 @@ impl ChatStream {
         }
     }
 
+    /// Passes the reader's queued chunks through the filters and the encoder.
+    fn encode_pending(&mut self) -> Result<(), Failure> {
+        if self.reader.pending.is_empty() {
+            return Ok(());
+        }
+        let mut chunks = std::mem::take(&mut self.reader.pending);
+        for filter in &mut self.hooks.filters {
+            let mut out = Vec::with_capacity(chunks.len());
+            for chunk in chunks {
+                filter.chunk(chunk, &mut out)?;
+            }
+            chunks = out;
+        }
+        for chunk in &chunks {
+            self.encoder.chunk(chunk, &mut self.frames)?;
+        }
+        Ok(())
+    }
+
+    /// The upstream ended cleanly: flush the filters, then the closing frames.
+    fn end(&mut self) {
+        let mut held = Vec::new();
+        for filter in &mut self.hooks.filters {
+            let mut chunks = Vec::new();
+            for chunk in held {
+                if let Err(f) = filter.chunk(chunk, &mut chunks) {
+                    return self.fail(f);
+                }
+            }
+            if let Err(f) = filter.finish(&mut chunks) {
+                return self.fail(f);
+            }
+            held = chunks;
+        }
+        for chunk in &held {
+            if let Err(f) = self.encoder.chunk(chunk, &mut self.frames) {
+                return self.fail(f);
+            }
+        }
+        self.finished = true;
+        self.complete = true;
+        let cost = self.record(None);
+        self.encoder
+            .end(self.reader.usage.as_ref(), cost, &mut self.frames);
+    }
+
     fn fail(&mut self, failure: Failure) {
         self.settle.stream_failed(&failure);
-        let body = GatewayError::Upstream(failure.clone()).body();
-        let json = serde_json::to_vec(&body).unwrap_or_default();
-        self.reader.pending.push_back(data_frame(&json));
+        self.encoder.fail(&failure, &mut self.frames);
         self.finished = true;
         let _ = self.record(Some(failure.kind.as_str()));
     }
@@ -203,9 +254,12 @@ impl ChatStream {
     }
 }
 
-impl Drop for ChatStream {
+impl Drop for ClientStream {
     fn drop(&mut self) {
         // The client went away before the end: count it; dropping the upstream cancels it.
         let _ = self.record(Some("client_disconnected"));
+        if let Some(mut tap) = self.hooks.tap.take() {
+            tap.end(false);
+        }
     }
 }
