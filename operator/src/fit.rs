@@ -58,8 +58,7 @@ pub fn compile_to_fit(
             Err(RenderError::TooLarge { size, packed, .. }) => Excess::of(*size, *packed),
             _ => None,
         };
-        let candidates = candidates.get_or_insert_with(|| newest_first(inputs));
-        let Some(excess) = excess.filter(|_| next < candidates.len()) else {
+        let Some(excess) = excess else {
             return Ok(Fitted {
                 compiled,
                 text,
@@ -67,6 +66,20 @@ pub fn compile_to_fit(
                 compiles,
             });
         };
+        let candidates = candidates.get_or_insert_with(|| newest_first(inputs));
+        if next >= candidates.len() {
+            // Even without any provider or route it does not fit (client keys alone are
+            // too large): the objects are not the cause, so none is blamed.
+            let mut compiled = compile_leaving_out(inputs, &BTreeMap::new())?;
+            finish(&mut compiled);
+            let text = config_text(&compiled);
+            return Ok(Fitted {
+                compiled,
+                text,
+                left_out: 0,
+                compiles: compiles + 1,
+            });
+        }
         if let Some((before, estimated)) = last {
             factor = if before.packed == excess.packed && estimated > 0.0 {
                 let actual = before.bytes.saturating_sub(excess.bytes) as f64;

@@ -113,3 +113,47 @@ fn a_config_that_fits_is_compiled_once() {
     assert!(fitted.text.is_ok());
     assert_eq!((fitted.left_out, fitted.compiles), (0, 1));
 }
+
+#[test]
+fn when_nothing_can_make_it_fit_no_object_is_blamed() {
+    let catalogue = PriceCatalogue::default();
+    let secrets = SecretIndex::default();
+    let routes: Vec<LLMRoute> = vec![
+        serde_json::from_value(json!({
+            "apiVersion": "llm.tollgate.dev/v1alpha1", "kind": "LLMRoute",
+            "metadata": {"name": "chat", "namespace": "team-a"},
+            "spec": {"model": "chat", "backends": [{"providerRef": {"name": "mock"}, "model": "m"}]},
+        }))
+        .unwrap(),
+    ];
+    let inputs = Inputs {
+        providers: &[],
+        routes: &routes,
+        budgets: &[],
+        secrets: &secrets,
+        catalogue: &catalogue,
+    };
+    // Something compile does not produce (as client keys are) is too large by itself.
+    let mut seed = 1_u64;
+    let noise: String = (0..120_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            format!("{:016x}", seed >> 1)
+        })
+        .collect();
+    let fitted = compile_to_fit(&inputs, |c| {
+        c.config.keyed_namespaces = vec![noise.clone()];
+    })
+    .unwrap();
+    assert!(matches!(fitted.text, Err(RenderError::TooLarge { .. })));
+    assert_eq!(fitted.left_out, 0);
+    assert!(
+        fitted
+            .compiled
+            .problems
+            .iter()
+            .all(|p| p.reason != Reason::ConfigTooLarge),
+        "{:?}",
+        fitted.compiled.problems
+    );
+}
