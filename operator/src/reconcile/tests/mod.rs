@@ -42,6 +42,7 @@ mod rbac;
 mod scale;
 mod status_apply;
 mod unreadable;
+mod wakeups;
 mod with_gateway;
 
 const GATEWAY_NS: &str = "tollgate-system";
