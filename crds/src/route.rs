@@ -48,8 +48,8 @@ macro_rules! same_backend {
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
     printcolumn(
         name = "Backends",
-        type_ = "string",
-        json_path = ".spec.backends[*].providerRef.name"
+        type_ = "integer",
+        json_path = ".status.backendCount"
     ),
     printcolumn(
         name = "Ready",
@@ -70,15 +70,21 @@ macro_rules! same_backend {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.aliases) || !(self.model in self.aliases)")
-        .message("aliases must not repeat model"),
+        .message("aliases must not repeat model")
+        .field_path(".aliases")
+        .reason(kube::core::Reason::FieldValueDuplicate),
     validation = Rule::new(concat!("!has(self.fallbacks) || self.fallbacks.all(f, !self.backends.exists(b, ", same_backend!("b", "f"), "))"))
-        .message("fallbacks may not repeat a primary backend (same providerRef and model)"),
+        .message("fallbacks may not repeat a primary backend (same providerRef and model)")
+        .field_path(".fallbacks")
+        .reason(kube::core::Reason::FieldValueDuplicate),
     validation = Rule::new(concat!("self.backends.all(b, self.backends.exists_one(c, ", same_backend!("b", "c"), "))"))
-        .message("backends must be unique (providerRef and model)"),
+        .message("backends must be unique (providerRef and model)")
+        .field_path(".backends")
+        .reason(kube::core::Reason::FieldValueDuplicate),
     validation = Rule::new(concat!("!has(self.fallbacks) || self.fallbacks.all(f, self.fallbacks.exists_one(g, ", same_backend!("f", "g"), "))"))
-        .message("fallbacks must be unique (providerRef and model)"),
-    validation = Rule::new("!has(self.rules) || self.rules.all(r, self.rules.exists_one(q, q.name == r.name))")
-        .message("rules[].name must be unique")
+        .message("fallbacks must be unique (providerRef and model)")
+        .field_path(".fallbacks")
+        .reason(kube::core::Reason::FieldValueDuplicate)
 )]
 pub struct LLMRouteSpec {
     /// The model name applications send in `model`. Unique across all routes and aliases
@@ -105,8 +111,12 @@ pub struct LLMRouteSpec {
 
     /// Rules tried in order; the first that matches picks its own backends instead of
     /// `backends`. `fallbacks` still apply after them.
+    /// A list-map keyed by `name`: names are unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(
+        length(max = 32),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])
+    )]
     pub rules: Vec<RouteRule>,
 
     /// Retrying a failed attempt on the same backend.
@@ -434,4 +444,8 @@ pub struct LLMRouteStatus {
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// How many `spec.backends` the observed generation lists (the BACKENDS column: a
+    /// JSONPath column would show only the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_count: Option<i64>,
 }

@@ -46,6 +46,7 @@ pub(super) fn compile_all(cx: &mut Context, inputs: &Inputs<'_>, providers: &Pro
         }
         if !cx.admit(&object, route, unsupported::route(&route.spec))
             || !patterns_compile(cx, &object, &route.spec.rules)
+            || cx.left_out(&object)
         {
             continue;
         }
