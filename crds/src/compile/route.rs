@@ -9,10 +9,10 @@ use crate::{
     LLMProvider, LLMRoute,
     common::{Duration, LocalRef, Timeouts},
     config::{
-        BackendConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig, RuleConfig,
-        TimeoutsConfig, WeightedBackend,
+        BackendConfig, GuardrailsConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig,
+        RuleConfig, TimeoutsConfig, WeightedBackend,
     },
-    route::{Backend, HeaderMatchType, RetryOn, RouteRule},
+    route::{Backend, Guardrails, HeaderMatchType, RetryOn, RouteRule},
 };
 
 /// Accepted routes by id.
@@ -45,6 +45,7 @@ pub(super) fn compile_all(cx: &mut Context, inputs: &Inputs<'_>, providers: &Pro
         }
         if !cx.admit(&object, route, unsupported::route(&route.spec))
             || !patterns_compile(cx, &object, &route.spec.rules)
+            || !guardrail_patterns_compile(cx, &object, route.spec.guardrails.as_ref())
         {
             continue;
         }
@@ -103,6 +104,30 @@ fn patterns_compile(cx: &mut Context, object: &ObjectRef, rules: &[RouteRule]) -
                     &h.value,
                 );
             }
+        }
+    }
+    ok
+}
+
+/// Blocked patterns must compile within the size limit and, when they check answers, match
+/// a bounded length (a stream holds back at most that much).
+fn guardrail_patterns_compile(
+    cx: &mut Context,
+    object: &ObjectRef,
+    guardrails: Option<&Guardrails>,
+) -> bool {
+    let Some(g) = guardrails else { return true };
+    let response = g.applies_to.unwrap_or_default().response();
+    let mut ok = true;
+    for (i, pattern) in g.blocked_patterns.iter().enumerate() {
+        if let Err(e) = crate::guardrails::check_pattern(pattern, response) {
+            cx.problem(
+                object,
+                format!("spec.guardrails.blockedPatterns[{i}]"),
+                Reason::Invalid,
+                e.to_string(),
+            );
+            ok = false;
         }
     }
     ok
@@ -262,6 +287,7 @@ fn compile_one(
             on,
             budget_percent: retry.budget_percent.unwrap_or(20),
         },
+        guardrails: spec.guardrails.as_ref().map(GuardrailsConfig::from_spec),
     }
 }
 

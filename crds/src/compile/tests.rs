@@ -817,3 +817,6 @@ fn over_long_gateway_secret_keys_are_refused() {
         ("spec.auth.secretRefs[0].key", Reason::Invalid)
     );
 }
+
+#[path = "guardrails_tests.rs"]
+mod guardrails_tests;

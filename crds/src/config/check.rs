@@ -155,6 +155,11 @@ fn check_route(
             }
         }
     }
+    if let Some(g) = &r.guardrails {
+        for problem in g.problems() {
+            errors.push(format!("route {}: {problem}", r.id));
+        }
+    }
     if r.retry.attempts == 0 {
         errors.push(format!("route {}: retry.attempts must be at least 1", r.id));
     }
