@@ -74,6 +74,13 @@ pub enum GatewayError {
         /// The budget's id.
         budget: String,
     },
+    /// The route's guardrails refused the prompt or the answer. Names the rule, never the
+    /// matched text.
+    #[error("{0}")]
+    ContentPolicy(crate::guardrails::Violation),
+    /// The gateway failed itself (a bug, not the client's or a provider's fault).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// Every attempt failed; this is the last failure. Displays (and so logs) the safe
     /// message the client sees, never the provider's raw text.
     #[error("{}", .0.safe_message())]
@@ -130,7 +137,22 @@ impl GatewayError {
                 "api_error",
                 Some("not_ready"),
             ),
+            GatewayError::ContentPolicy(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("content_policy_violation"),
+            ),
+            GatewayError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                Some("internal_error"),
+            ),
             GatewayError::Upstream(f) => match f.kind {
+                FailureKind::ContentPolicy => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("content_policy_violation"),
+                ),
                 FailureKind::BadRequest => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
                 FailureKind::ContextWindowExceeded => (
                     StatusCode::BAD_REQUEST,
@@ -181,6 +203,7 @@ impl GatewayError {
     pub fn body(&self) -> ErrorBody {
         let (_, kind, code) = self.parts();
         let message = match self {
+            GatewayError::Upstream(f) if f.kind == FailureKind::ContentPolicy => f.message.clone(),
             GatewayError::Upstream(f) => match f.status {
                 Some(status) => format!("upstream returned {status}: {}", f.safe_message()),
                 None => format!("upstream {}: {}", f.kind.as_str(), f.safe_message()),
@@ -214,6 +237,8 @@ impl GatewayError {
             GatewayError::Unauthorized(_) => "unauthorized",
             GatewayError::BudgetExceeded { .. } => "budget_exceeded",
             GatewayError::NotReady => "not_ready",
+            GatewayError::ContentPolicy(_) => "content_policy_violation",
+            GatewayError::Internal(_) => "internal_error",
             GatewayError::Upstream(f) => f.kind.as_str(),
         }
     }

@@ -169,6 +169,8 @@ pub struct Metrics {
     retries: Family<ReasonLabels, Counter>,
     ejections: Family<BackendLabels, Counter>,
     panics: Family<RouteLabels, Counter>,
+    /// Guardrail findings.
+    pub guardrails: crate::guardrails::GuardrailMetrics,
 }
 
 fn token_buckets() -> Histogram {
@@ -322,7 +324,9 @@ impl Metrics {
             "Requests sent to an ejected backend because every backend of the route was ejected",
             panics.clone(),
         );
+        let guardrails = crate::guardrails::GuardrailMetrics::register(&mut registry);
         Self {
+            guardrails,
             cost,
             budget_decisions,
             usage_dropped,

@@ -70,6 +70,9 @@ pub struct UsageRecord<'a> {
     pub latency_ms: u64,
     /// `ok`, or the error type that ended the answer.
     pub status: &'a str,
+    /// The guardrail rules that fired on the prompt or the answer (names, never content).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<&'a str>,
 }
 
 /// The usage log's sending side.

@@ -57,6 +57,7 @@ use crate::{
     config::ConfigState,
     error::GatewayError,
     failure::Failure,
+    guardrails::{self, PromptText},
     metrics::{Metrics, RequestLabels, TokenCounts},
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     resilience::health::HealthSettings,
@@ -83,8 +84,8 @@ pub struct Shared {
 pub trait Operation: Send + Sync + 'static {
     /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`).
     const NAME: &'static str;
-    /// The client's request.
-    type Request: DeserializeOwned + Send + Sync;
+    /// The client's request (`Clone`: prompt guardrails redact a copy).
+    type Request: DeserializeOwned + Clone + Send + Sync;
 
     /// The model (route name or alias) asked for.
     fn model(req: &Self::Request) -> &str;
@@ -127,6 +128,20 @@ pub trait Operation: Send + Sync + 'static {
         upstream: UpstreamResponse,
         clock: Clock,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send;
+
+    /// Every text part of the prompt a provider will read, mutably (guardrails redact in
+    /// place, on a copy), each marked whether it is the application's own instructions.
+    /// `None`: this operation cannot show its prompt, so a route with prompt guardrails
+    /// refuses it rather than pass it unchecked.
+    fn prompt_text_mut(_req: &mut Self::Request) -> Option<Vec<PromptText<'_>>> {
+        None
+    }
+
+    /// The answer's text in a JSON answer body as the client gets it, mutably. `None`: this
+    /// operation cannot show it, so a route that checks answers refuses to return it.
+    fn answer_text_mut(_body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
+        None
+    }
 }
 
 /// A successful attempt's answer.
@@ -216,12 +231,19 @@ async fn run<O: Operation>(
             }
         }
     };
+    let fired = guardrails::Fired::new(route.guardrails.clone());
     let mut bill = Some(pays::Bill {
         pays: Arc::clone(&shared.pays),
         identity,
         reservations,
         request_id: request_id.to_owned(),
+        guardrails: fired.clone(),
     });
+    // Prompt guardrails: may refuse, or rewrite the prompt (`req` is then the redacted copy).
+    let guard = route.guardrails.as_ref();
+    let checked = guardrails::check_prompt::<O>(guard, req, prompt.tokens, &route.config.id, &shared.metrics, &fired).await;
+    let redacted = checked.inspect_err(|_| bill.take().map_or((), pays::Bill::release))?;
+    let req = redacted.as_ref().unwrap_or(req);
     if plan.backends.is_empty() {
         if let Some(b) = bill.take() {
             b.release();
@@ -320,18 +342,17 @@ async fn run<O: Operation>(
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
-                let cost = settle.finish(None, json.total_tokens, json.tokens, busy);
-                respond::json(json.body, &served, cost)
+                let body = guardrails::check_answer::<O>(guard, json.body, &route.config.id, &shared.metrics, &fired).await;
+                let error = body.as_ref().err().map(GatewayError::metric_label);
+                let cost = settle.finish(error, json.total_tokens, json.tokens, busy);
+                respond::json(body?, &served, cost)
             }
             Answer::Stream(answer) => {
                 let StreamAnswer { reader, encoder } = *answer;
-                respond::stream(
-                    reader,
-                    encoder,
-                    encode::StreamHooks::default(),
-                    settle,
-                    &served,
-                )
+                let mut hooks = encode::StreamHooks::default();
+                let filter = guardrails::StreamGuard::new(guard, &fired, &shared.metrics, &route.id);
+                hooks.filters.extend(filter.map(|f| Box::new(f) as Box<dyn encode::ChunkFilter>));
+                respond::stream(reader, encoder, hooks, settle, &served)
             }
         });
     }

@@ -43,6 +43,8 @@ pub struct Bill {
     pub reservations: Vec<Reservation>,
     /// The request id, for the usage record.
     pub request_id: String,
+    /// The guardrail rules that fired, for the usage record.
+    pub guardrails: crate::guardrails::Fired,
 }
 
 /// Authenticates a request to `route_id`.
@@ -197,6 +199,7 @@ impl Bill {
                     cost_usd: usd,
                     latency_ms,
                     status,
+                    guardrails: self.guardrails.names(),
                 },
                 metrics,
             );
