@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Fired, RouteGuardrails, Stage, prompt::{INLINE_SCAN_BYTES, violation}, scan::Verdict};
+use super::{
+    Fired, RouteGuardrails, Stage,
+    prompt::{INLINE_SCAN_BYTES, violation},
+    scan::Verdict,
+};
 use crate::{error::GatewayError, metrics::Metrics, pipeline::Operation};
 
 /// Checks a JSON answer body; returns the body to send.

@@ -166,7 +166,14 @@ impl RouteGuardrails {
         }
         for d in &config.pii {
             let def = detectors::definition(d.detector);
-            add(d.detector.rule().to_owned(), def.pattern, d.action, def.confirm, sides, true)?;
+            add(
+                d.detector.rule().to_owned(),
+                def.pattern,
+                d.action,
+                def.confirm,
+                sides,
+                true,
+            )?;
         }
         if let Some(action) = config.prompt_injection {
             add(

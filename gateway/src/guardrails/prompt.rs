@@ -33,13 +33,9 @@ pub async fn check_prompt<O: Operation>(
             O::prompt_tokens(req)
         };
         if tokens > u64::from(max) {
-            metrics.guardrails.fired(
-                route,
-                guard,
-                fired,
-                1 << MAX_PROMPT_TOKENS,
-                Stage::Prompt,
-            );
+            metrics
+                .guardrails
+                .fired(route, guard, fired, 1 << MAX_PROMPT_TOKENS, Stage::Prompt);
             return Err(violation(guard, MAX_PROMPT_TOKENS, Stage::Prompt));
         }
     }
@@ -47,9 +43,9 @@ pub async fn check_prompt<O: Operation>(
         return Ok(None);
     }
     let mut copy = req.clone();
-    let Some(size) = O::prompt_text_mut(&mut copy).map(|parts| {
-        parts.iter().map(|p| p.text.len()).sum::<usize>()
-    }) else {
+    let Some(size) = O::prompt_text_mut(&mut copy)
+        .map(|parts| parts.iter().map(|p| p.text.len()).sum::<usize>())
+    else {
         return Err(GatewayError::BadRequest {
             message: format!(
                 "the route's guardrails cannot check {} requests, so they are refused",
@@ -93,7 +89,10 @@ fn scan<O: Operation>(guard: &RouteGuardrails, mut req: O::Request) -> (O::Reque
 /// The refusal for rule `id`.
 pub fn violation(guard: &RouteGuardrails, id: usize, stage: Stage) -> GatewayError {
     GatewayError::ContentPolicy(Violation {
-        rule: guard.names.get(id).map_or_else(String::new, |n| n.to_string()),
+        rule: guard
+            .names
+            .get(id)
+            .map_or_else(String::new, |n| n.to_string()),
         stage,
     })
 }

@@ -96,7 +96,8 @@ impl StreamGuard {
             floor_boundary(&held.text, len.saturating_sub(hold)).max(from)
         };
         let mut findings = Vec::new();
-        self.scanner.find(&held.text, from, cut, false, &mut findings);
+        self.scanner
+            .find(&held.text, from, cut, false, &mut findings);
         let mut verdict = Verdict::default();
         self.scanner.judge(&findings, &mut verdict);
         if verdict.fired != 0 {
@@ -110,10 +111,17 @@ impl StreamGuard {
         }
         if let Some(id) = verdict.blocked {
             let violation = Violation {
-                rule: self.guard.names.get(id).map_or_else(String::new, |n| n.to_string()),
+                rule: self
+                    .guard
+                    .names
+                    .get(id)
+                    .map_or_else(String::new, |n| n.to_string()),
                 stage: Stage::Response,
             };
-            return Err(Failure::new(FailureKind::ContentPolicy, violation.to_string()));
+            return Err(Failure::new(
+                FailureKind::ContentPolicy,
+                violation.to_string(),
+            ));
         }
         let regions = self.scanner.regions(&findings);
         let emit_to = regions
@@ -121,8 +129,14 @@ impl StreamGuard {
             .find(|r| r.end > cut)
             .map_or(cut, |r| r.start);
         let mut out = String::with_capacity(emit_to - from);
-        self.scanner
-            .redact_into(&held.text, from, emit_to, &regions, &self.guard.names, &mut out);
+        self.scanner.redact_into(
+            &held.text,
+            from,
+            emit_to,
+            &regions,
+            &self.guard.names,
+            &mut out,
+        );
         let keep_from = floor_boundary(&held.text, emit_to.saturating_sub(MARGIN));
         held.text.drain(..keep_from);
         held.context = emit_to - keep_from;

@@ -9,10 +9,10 @@ use super::{
 use crate::{
     error::GatewayError,
     failure::Failure,
+    guardrails::PromptText,
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime, tokens},
     upstream::UpstreamResponse,
-    guardrails::PromptText,
     wire::openai::{ChatRequest, Content, ContentPart, Role},
 };
 

@@ -8,11 +8,11 @@ use super::{Answer, JsonAnswer, Operation, call::Clock};
 use crate::{
     error::GatewayError,
     failure::Failure,
+    guardrails::PromptText,
     metrics::TokenCounts,
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime},
     upstream::UpstreamResponse,
-    guardrails::PromptText,
     wire::openai::{EmbeddingsInput, EmbeddingsRequest},
 };
 

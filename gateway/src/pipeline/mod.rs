@@ -241,7 +241,15 @@ async fn run<O: Operation>(
     });
     // Prompt guardrails: may refuse, or rewrite the prompt (`req` is then the redacted copy).
     let guard = route.guardrails.as_ref();
-    let checked = guardrails::check_prompt::<O>(guard, req, prompt.tokens, &route.config.id, &shared.metrics, &fired).await;
+    let checked = guardrails::check_prompt::<O>(
+        guard,
+        req,
+        prompt.tokens,
+        &route.config.id,
+        &shared.metrics,
+        &fired,
+    )
+    .await;
     let redacted = checked.inspect_err(|_| bill.take().map_or((), pays::Bill::release))?;
     let req = redacted.as_ref().unwrap_or(req);
     if plan.backends.is_empty() {
@@ -342,7 +350,14 @@ async fn run<O: Operation>(
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
-                let body = guardrails::check_answer::<O>(guard, json.body, &route.config.id, &shared.metrics, &fired).await;
+                let body = guardrails::check_answer::<O>(
+                    guard,
+                    json.body,
+                    &route.config.id,
+                    &shared.metrics,
+                    &fired,
+                )
+                .await;
                 let error = body.as_ref().err().map(GatewayError::metric_label);
                 let cost = settle.finish(error, json.total_tokens, json.tokens, busy);
                 respond::json(body?, &served, cost)
@@ -350,8 +365,11 @@ async fn run<O: Operation>(
             Answer::Stream(answer) => {
                 let StreamAnswer { reader, encoder } = *answer;
                 let mut hooks = encode::StreamHooks::default();
-                let filter = guardrails::StreamGuard::new(guard, &fired, &shared.metrics, &route.id);
-                hooks.filters.extend(filter.map(|f| Box::new(f) as Box<dyn encode::ChunkFilter>));
+                let filter =
+                    guardrails::StreamGuard::new(guard, &fired, &shared.metrics, &route.id);
+                hooks
+                    .filters
+                    .extend(filter.map(|f| Box::new(f) as Box<dyn encode::ChunkFilter>));
                 respond::stream(reader, encoder, hooks, settle, &served)
             }
         });

@@ -17,7 +17,10 @@ mod tests {
             found(d, "mail jane.doe+work@mail.example.co.uk today"),
             ["jane.doe+work@mail.example.co.uk"]
         );
-        assert_eq!(found(d, "a@b.io, x_y@corp.example"), ["a@b.io", "x_y@corp.example"]);
+        assert_eq!(
+            found(d, "a@b.io, x_y@corp.example"),
+            ["a@b.io", "x_y@corp.example"]
+        );
         assert!(found(d, "user@localhost and @handle and a@b.c1").is_empty());
         assert!(found(d, "version 1.2.3@4").is_empty());
     }

@@ -8,9 +8,13 @@ pub const PATTERN: &str = r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}";
 
 /// The longest standalone, mod-97 valid prefix.
 pub fn confirm(hay: &str, start: usize, end: usize) -> Option<usize> {
-    longest(hay, start, end, |b| b.is_ascii_alphanumeric(), |hay, s, e| {
-        standalone(hay, s, e) && mod97(&hay[s..e])
-    })
+    longest(
+        hay,
+        start,
+        end,
+        |b| b.is_ascii_alphanumeric(),
+        |hay, s, e| standalone(hay, s, e) && mod97(&hay[s..e]),
+    )
 }
 
 /// The ISO 13616 check: move the first four characters to the end, letters to 10–35, and the
@@ -48,10 +52,25 @@ mod tests {
         assert!(mod97("DE89 3704 0044 0532 0130 00"));
         assert!(!mod97("GB82WEST12345698765433"));
         let d = definition(Detector::Iban);
-        assert_eq!(found(d, "pay to GB82 WEST 1234 5698 7654 32 now"), ["GB82 WEST 1234 5698 7654 32"]);
-        assert_eq!(found(d, "IBAN: DE89370400440532013000."), ["DE89370400440532013000"]);
-        assert!(found(d, "pay to GB82 WEST 1234 5698 7654 33 now").is_empty(), "bad checksum");
-        assert!(found(d, "XGB82WEST12345698765432").is_empty(), "glued to a word");
-        assert_eq!(found(d, "DE89370400440532013000 OK"), ["DE89370400440532013000"]);
+        assert_eq!(
+            found(d, "pay to GB82 WEST 1234 5698 7654 32 now"),
+            ["GB82 WEST 1234 5698 7654 32"]
+        );
+        assert_eq!(
+            found(d, "IBAN: DE89370400440532013000."),
+            ["DE89370400440532013000"]
+        );
+        assert!(
+            found(d, "pay to GB82 WEST 1234 5698 7654 33 now").is_empty(),
+            "bad checksum"
+        );
+        assert!(
+            found(d, "XGB82WEST12345698765432").is_empty(),
+            "glued to a word"
+        );
+        assert_eq!(
+            found(d, "DE89370400440532013000 OK"),
+            ["DE89370400440532013000"]
+        );
     }
 }

@@ -12,9 +12,13 @@ pub fn confirm(hay: &str, start: usize, end: usize) -> Option<usize> {
     if before(hay, start).is_some_and(|c| c == '.' || c == '-' || c == '+') {
         return None;
     }
-    longest(hay, start, end, |b| b.is_ascii_digit(), |hay, s, e| {
-        standalone(hay, s, e) && shaped(&hay[s..e])
-    })
+    longest(
+        hay,
+        start,
+        end,
+        |b| b.is_ascii_digit(),
+        |hay, s, e| standalone(hay, s, e) && shaped(&hay[s..e]),
+    )
 }
 
 fn shaped(text: &str) -> bool {
@@ -56,7 +60,10 @@ mod tests {
         assert_eq!(found(d, "or 415.555.2671"), ["415.555.2671"]);
         assert!(found(d, "on 2024-01-15 at 12:30").is_empty(), "a date");
         assert!(found(d, "v1.2.3-4567").is_empty(), "a version");
-        assert!(found(d, "(015) 555-2671").is_empty(), "area code starting with 0");
+        assert!(
+            found(d, "(015) 555-2671").is_empty(),
+            "area code starting with 0"
+        );
         assert!(found(d, "+0 123 456 789").is_empty());
         assert!(found(d, "id 41555526710000").is_empty(), "too many digits");
     }

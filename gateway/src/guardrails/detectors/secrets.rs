@@ -34,7 +34,10 @@ mod tests {
         let d = definition(Detector::Secrets);
         let openai = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
         assert_eq!(found(d, &format!("key={openai} ok")), [openai]);
-        assert_eq!(found(d, "aws AKIAIOSFODNN7EXAMPLE."), ["AKIAIOSFODNN7EXAMPLE"]);
+        assert_eq!(
+            found(d, "aws AKIAIOSFODNN7EXAMPLE."),
+            ["AKIAIOSFODNN7EXAMPLE"]
+        );
         let gh = format!("ghp_{}", "a1".repeat(18));
         assert_eq!(found(d, &format!("token {gh}")), [gh.as_str()]);
         let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nq83+/=\n-----END RSA PRIVATE KEY-----";

@@ -15,8 +15,11 @@ pub fn confirm(hay: &str, start: usize, end: usize) -> Option<usize> {
         return None;
     }
     let (area, group, serial) = (&s[0..3], &s[4..6], &s[7..11]);
-    let issued =
-        area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000";
+    let issued = area != "000"
+        && area != "666"
+        && !area.starts_with('9')
+        && group != "00"
+        && serial != "0000";
     issued.then_some(end)
 }
 
@@ -29,9 +32,18 @@ mod tests {
         let d = definition(Detector::UsSsn);
         assert_eq!(found(d, "SSN 123-45-6789."), ["123-45-6789"]);
         assert_eq!(found(d, "ssn 078 05 1120"), ["078 05 1120"]);
-        assert!(found(d, "000-12-3456 666-12-3456 912-34-5678").is_empty(), "never issued");
-        assert!(found(d, "123-00-4567 123-45-0000").is_empty(), "zero group or serial");
+        assert!(
+            found(d, "000-12-3456 666-12-3456 912-34-5678").is_empty(),
+            "never issued"
+        );
+        assert!(
+            found(d, "123-00-4567 123-45-0000").is_empty(),
+            "zero group or serial"
+        );
         assert!(found(d, "123-45 6789").is_empty(), "mixed separators");
-        assert!(found(d, "1123-45-6789").is_empty(), "part of a longer number");
+        assert!(
+            found(d, "1123-45-6789").is_empty(),
+            "part of a longer number"
+        );
     }
 }
