@@ -111,7 +111,7 @@ impl RouteGuardrails {
         let mut add = |name: String,
                        pattern: &str,
                        action: GuardrailAction,
-                       confirm: detectors::Confirm,
+                       (confirm, standalone_start): (detectors::Confirm, bool),
                        (on_prompt, on_response): (bool, bool),
                        builtin: bool|
          -> Result<(), (String, regex::Error)> {
@@ -140,6 +140,7 @@ impl RouteGuardrails {
                 regex,
                 confirm,
                 skips_instructions: skips,
+                standalone_start,
             };
             if on_prompt {
                 prompt_rules.push((rule(regex.clone()), max_len.unwrap_or(usize::MAX)));
@@ -159,7 +160,7 @@ impl RouteGuardrails {
                 format!("blockedPatterns[{i}]"),
                 p,
                 GuardrailAction::Block,
-                detectors::always,
+                (detectors::always, false),
                 sides,
                 false,
             )?;
@@ -170,7 +171,7 @@ impl RouteGuardrails {
                 d.detector.rule().to_owned(),
                 def.pattern,
                 d.action,
-                def.confirm,
+                (def.confirm, def.standalone_start),
                 sides,
                 true,
             )?;
@@ -180,7 +181,7 @@ impl RouteGuardrails {
                 "promptInjection".to_owned(),
                 detectors::injection::PATTERN,
                 action,
-                detectors::injection::confirm,
+                (detectors::injection::confirm, false),
                 (true, false),
                 true,
             )?;

@@ -27,6 +27,8 @@ pub struct Rule {
     pub confirm: Confirm,
     /// Whether it skips the application's own instructions (the injection heuristic).
     pub skips_instructions: bool,
+    /// Whether `confirm` refuses any candidate right after an ASCII letter or digit.
+    pub standalone_start: bool,
 }
 
 /// The rules for one side (prompt or answer) of a route.
@@ -90,7 +92,16 @@ impl Scanner {
                         });
                         pos = end;
                     }
-                    _ => pos = next_char(hay, m.start()),
+                    _ => {
+                        pos = next_char(hay, m.start());
+                        if rule.standalone_start {
+                            // Every start inside this alphanumeric run would be refused.
+                            let b = hay.as_bytes();
+                            while pos < b.len() && b[pos - 1].is_ascii_alphanumeric() {
+                                pos += 1;
+                            }
+                        }
+                    }
                 }
             }
         }

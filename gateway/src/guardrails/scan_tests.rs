@@ -127,3 +127,17 @@ fn unbounded_patterns_cannot_check_answers() {
     let (rule, _) = RouteGuardrails::compile(&c).unwrap_err();
     assert_eq!(rule, "blockedPatterns[0]");
 }
+
+#[test]
+fn the_documented_stream_holds() {
+    let mut c = config(GuardrailAction::Redact, GuardrailScope::Response);
+    let all = RouteGuardrails::compile(&c).unwrap();
+    c.pii.retain(|d| d.detector != Detector::Secrets);
+    let without_secrets = RouteGuardrails::compile(&c).unwrap();
+    // docs/guardrails.md states these.
+    assert_eq!(without_secrets.stream_hold(), 609);
+    assert_eq!(all.stream_hold(), 8378);
+    let prompt_only =
+        RouteGuardrails::compile(&config(GuardrailAction::Redact, GuardrailScope::Prompt)).unwrap();
+    assert_eq!(prompt_only.stream_hold(), 0);
+}

@@ -13,6 +13,7 @@ pub fn confirm(hay: &str, start: usize, end: usize) -> Option<usize> {
         start,
         end,
         |b| b.is_ascii_alphanumeric(),
+        |n| (15..=34).contains(&n),
         |hay, s, e| standalone(hay, s, e) && mod97(&hay[s..e]),
     )
 }

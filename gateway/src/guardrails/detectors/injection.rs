@@ -26,6 +26,7 @@ mod tests {
         DetectorDef {
             pattern: super::PATTERN,
             confirm: super::confirm,
+            standalone_start: false,
         }
     }
 

@@ -20,6 +20,7 @@ pub fn confirm(hay: &str, start: usize, end: usize) -> Option<usize> {
         start,
         end,
         |b| b.is_ascii_hexdigit() || b == b':',
+        |_| true,
         |hay, s, e| {
             let text = &hay[s..e];
             let next = after(hay, e);

@@ -27,20 +27,27 @@ pub struct DetectorDef {
     pub pattern: &'static str,
     /// The check a candidate must pass.
     pub confirm: Confirm,
+    /// Whether `confirm` refuses every candidate right after an ASCII letter or digit: the
+    /// scanner then skips the rest of such a run at once instead of trying each position.
+    pub standalone_start: bool,
 }
 
 /// The definition of a built-in PII detector.
 pub fn definition(d: Detector) -> DetectorDef {
-    let (pattern, confirm): (&'static str, Confirm) = match d {
-        Detector::Email => (email::PATTERN, email::confirm),
-        Detector::Phone => (phone::PATTERN, phone::confirm),
-        Detector::PaymentCard => (card::PATTERN, card::confirm),
-        Detector::Iban => (iban::PATTERN, iban::confirm),
-        Detector::UsSsn => (ssn::PATTERN, ssn::confirm),
-        Detector::IpAddress => (ip::PATTERN, ip::confirm),
-        Detector::Secrets => (secrets::PATTERN, secrets::confirm),
+    let (pattern, confirm, standalone_start): (&'static str, Confirm, bool) = match d {
+        Detector::Email => (email::PATTERN, email::confirm, false),
+        Detector::Phone => (phone::PATTERN, phone::confirm, true),
+        Detector::PaymentCard => (card::PATTERN, card::confirm, true),
+        Detector::Iban => (iban::PATTERN, iban::confirm, true),
+        Detector::UsSsn => (ssn::PATTERN, ssn::confirm, true),
+        Detector::IpAddress => (ip::PATTERN, ip::confirm, true),
+        Detector::Secrets => (secrets::PATTERN, secrets::confirm, false),
     };
-    DetectorDef { pattern, confirm }
+    DetectorDef {
+        pattern,
+        confirm,
+        standalone_start,
+    }
 }
 
 /// Accepts every candidate (the pattern says it all).
@@ -48,19 +55,33 @@ pub fn always(_hay: &str, _start: usize, end: usize) -> Option<usize> {
     Some(end)
 }
 
-/// The longest prefix of the candidate that ends after a character `ends_at` accepts and
-/// passes `check`, trying ends from the longest down.
+/// The longest prefix of the candidate that ends after a byte `counted` accepts, has a count
+/// of such bytes `count_ok` accepts, and passes `check`, trying ends from the longest down.
+/// The count filter is O(1) per end, so only plausible ends pay for `check`; and a
+/// candidate glued to a letter or digit before it is refused at once (inside a long digit
+/// run every position is a candidate): the cost per candidate stays linear in its length.
 pub fn longest(
     hay: &str,
     start: usize,
     end: usize,
-    ends_at: fn(u8) -> bool,
+    counted: fn(u8) -> bool,
+    count_ok: fn(usize) -> bool,
     check: impl Fn(&str, usize, usize) -> bool,
 ) -> Option<usize> {
-    (start + 1..=end)
-        .rev()
-        .filter(|&e| ends_at(hay.as_bytes()[e - 1]))
-        .find(|&e| check(hay, start, e))
+    if before(hay, start).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let bytes = &hay.as_bytes()[start..end];
+    let mut n = bytes.iter().filter(|b| counted(**b)).count();
+    for (i, &b) in bytes.iter().enumerate().rev() {
+        if counted(b) {
+            if count_ok(n) && check(hay, start, start + i + 1) {
+                return Some(start + i + 1);
+            }
+            n -= 1;
+        }
+    }
+    None
 }
 
 /// The character just before `start`, if any.
@@ -90,25 +111,28 @@ pub fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
 #[cfg(test)]
 pub(crate) mod testing {
     use regex::Regex;
+    use tollgate_crds::config::GuardrailAction;
 
     use super::DetectorDef;
+    use crate::guardrails::scan::{Rule, Scanner};
 
-    /// The confirmed matches of `def` in `text`, scanned the way the scanner does.
+    /// The confirmed matches of `def` in `text`, found by the real scanner.
     pub fn found(def: DetectorDef, text: &str) -> Vec<String> {
-        let re = Regex::new(def.pattern).unwrap();
+        let scanner = Scanner {
+            rules: vec![Rule {
+                id: 0,
+                action: GuardrailAction::Flag,
+                regex: Regex::new(def.pattern).unwrap(),
+                confirm: def.confirm,
+                skips_instructions: false,
+                standalone_start: def.standalone_start,
+            }],
+            max_len: 0,
+        };
         let mut out = Vec::new();
-        let mut pos = 0;
-        while let Some(m) = re.find_at(text, pos) {
-            if let Some(end) = (def.confirm)(text, m.start(), m.end()) {
-                out.push(text[m.start()..end].to_owned());
-                pos = end.max(m.start() + 1);
-            } else {
-                pos = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
-            }
-            if pos >= text.len() {
-                break;
-            }
-        }
-        out
+        scanner.find(text, 0, text.len(), false, &mut out);
+        out.iter()
+            .map(|f| text[f.start..f.end].to_owned())
+            .collect()
     }
 }

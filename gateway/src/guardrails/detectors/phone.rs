@@ -17,6 +17,7 @@ pub fn confirm(hay: &str, start: usize, end: usize) -> Option<usize> {
         start,
         end,
         |b| b.is_ascii_digit(),
+        |n| (8..=15).contains(&n),
         |hay, s, e| standalone(hay, s, e) && shaped(&hay[s..e]),
     )
 }
