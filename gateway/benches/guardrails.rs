@@ -17,7 +17,6 @@ use tollgate_gateway::{
         scan::{Rule, Scanner, Verdict},
     },
     metrics::Metrics,
-    pipeline::encode::ChunkFilter,
     wire::openai::{ChatChunk, Delta},
 };
 

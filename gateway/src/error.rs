@@ -27,6 +27,35 @@ pub fn clip(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// Which side of the exchange a rule fired on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyStage {
+    /// The prompt.
+    Prompt,
+    /// The answer.
+    Response,
+}
+
+impl PolicyStage {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyStage::Prompt => "prompt",
+            PolicyStage::Response => "response",
+        }
+    }
+}
+
+/// A refusal: which rule, on which side. Never carries the matched text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} was blocked by guardrail rule {rule} (content policy)", match .stage { PolicyStage::Prompt => "the prompt", PolicyStage::Response => "the answer" })]
+pub struct Violation {
+    /// The rule's name (`pii.email`, `blockedPatterns[2]`, `maxPromptTokens`…).
+    pub rule: String,
+    /// Prompt or answer.
+    pub stage: PolicyStage,
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -77,7 +106,7 @@ pub enum GatewayError {
     /// The route's guardrails refused the prompt or the answer. Names the rule, never the
     /// matched text.
     #[error("{0}")]
-    ContentPolicy(crate::guardrails::Violation),
+    ContentPolicy(Violation),
     /// The gateway failed itself (a bug, not the client's or a provider's fault).
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -169,8 +169,20 @@ pub struct Metrics {
     retries: Family<ReasonLabels, Counter>,
     ejections: Family<BackendLabels, Counter>,
     panics: Family<RouteLabels, Counter>,
-    /// Guardrail findings.
-    pub guardrails: crate::guardrails::GuardrailMetrics,
+    guardrail_findings: Family<GuardrailLabels, Counter>,
+}
+
+/// Labels of the guardrail findings counter (rule names, never content).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardrailLabels {
+    /// Route id.
+    pub route: String,
+    /// Rule name (`pii.email`, `blockedPatterns[0]`…).
+    pub rule: String,
+    /// `block`, `redact` or `flag`.
+    pub action: &'static str,
+    /// `prompt` or `response`.
+    pub stage: &'static str,
 }
 
 fn token_buckets() -> Histogram {
@@ -218,6 +230,16 @@ impl Metrics {
                 decision,
             })
             .inc();
+    }
+
+    /// Counts a request on which a guardrail rule fired.
+    pub fn guardrail_finding(&self, labels: &GuardrailLabels) {
+        self.guardrail_findings.get_or_create(labels).inc();
+    }
+
+    /// How many requests a guardrail rule fired on (tests and benchmarks).
+    pub fn guardrail_findings(&self, labels: &GuardrailLabels) -> u64 {
+        self.guardrail_findings.get_or_create(labels).get()
     }
 
     /// Counts a dropped usage record.
@@ -324,9 +346,14 @@ impl Metrics {
             "Requests sent to an ejected backend because every backend of the route was ejected",
             panics.clone(),
         );
-        let guardrails = crate::guardrails::GuardrailMetrics::register(&mut registry);
+        let guardrail_findings = Family::<GuardrailLabels, Counter>::default();
+        registry.register(
+            "tollgate_guardrail_findings",
+            "Requests on which a guardrail rule fired, by route, rule, action (block, redact, flag) and stage (prompt, response)",
+            guardrail_findings.clone(),
+        );
         Self {
-            guardrails,
+            guardrail_findings,
             cost,
             budget_decisions,
             usage_dropped,

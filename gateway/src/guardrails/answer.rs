@@ -11,12 +11,16 @@ use super::{
     prompt::{INLINE_SCAN_BYTES, violation},
     scan::Verdict,
 };
-use crate::{error::GatewayError, metrics::Metrics, pipeline::Operation};
+use crate::{error::GatewayError, metrics::Metrics};
+
+/// How an answer body shows its text (`Operation::answer_text_mut`).
+pub type AnswerTexts = fn(&mut serde_json::Value) -> Option<Vec<&mut String>>;
 
 /// Checks a JSON answer body; returns the body to send.
-pub async fn check_answer<O: Operation>(
+pub async fn check_answer(
     guard: Option<&Arc<RouteGuardrails>>,
     body: Bytes,
+    texts: AnswerTexts,
     route: &str,
     metrics: &Metrics,
     fired: &Fired,
@@ -26,7 +30,7 @@ pub async fn check_answer<O: Operation>(
     };
     let scan_guard = Arc::clone(guard);
     let size = body.len();
-    let work = move || scan::<O>(&scan_guard, body);
+    let work = move || scan(&scan_guard, body, texts);
     let (body, verdict) = if size > INLINE_SCAN_BYTES {
         tokio::task::spawn_blocking(work)
             .await
@@ -34,18 +38,17 @@ pub async fn check_answer<O: Operation>(
     } else {
         work()
     }?;
-    metrics
-        .guardrails
-        .fired(route, guard, fired, verdict.fired, Stage::Response);
+    super::metrics::fired(metrics, route, guard, fired, verdict.fired, Stage::Response);
     if let Some(id) = verdict.blocked {
         return Err(violation(guard, id, Stage::Response));
     }
     Ok(body)
 }
 
-fn scan<O: Operation>(
+fn scan(
     guard: &RouteGuardrails,
     body: Bytes,
+    texts: AnswerTexts,
 ) -> Result<(Bytes, Verdict), GatewayError> {
     let mut verdict = Verdict::default();
     let Some(scanner) = guard.response.as_deref() else {
@@ -54,7 +57,7 @@ fn scan<O: Operation>(
     let unreadable = || GatewayError::Internal("the answer could not be checked by the guardrails");
     let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|_| unreadable())?;
     let mut changed = false;
-    for text in O::answer_text_mut(&mut value).ok_or_else(unreadable)? {
+    for text in texts(&mut value).ok_or_else(unreadable)? {
         changed |= scanner.check_text(text, false, &guard.names, &mut verdict);
         if verdict.blocked.is_some() {
             return Ok((body, verdict));

@@ -6,12 +6,16 @@
 //! - [`prompt`]: the plan-stage check; may refuse (400 `content_policy_violation`) or hand
 //!   back a redacted copy of the request.
 //! - [`answer`]: the same on a JSON answer.
-//! - [`stream`]: a [`crate::pipeline::encode::ChunkFilter`] that redacts or blocks across
-//!   chunk boundaries, holding back at most [`RouteGuardrails::stream_hold`] bytes.
-//! - [`metrics`]: `tollgate_guardrail_findings` per rule, action and stage.
+//! - [`stream`]: the stream filter (the pipeline's `ChunkFilter`) that redacts or blocks
+//!   across chunk boundaries, holding back at most [`RouteGuardrails::stream_hold`] bytes.
+//!
+//! This module sits below the pipeline: it sees requests and answers through the function
+//! pointers and filter methods `pipeline/guard.rs` hands it, not through `Operation`.
+//! - [`metrics`]: counts what fired in `tollgate_guardrail_findings` and logs it (names only).
 //!
 //! Any door (Operation) gets guardrails by exposing its prompt's text parts
-//! (`Operation::prompt_text_mut`) and its JSON answer's text (`Operation::answer_text_mut`).
+//! (`Operation::prompt_text_mut`) and its JSON answer's text (`Operation::answer_text_mut`);
+//! see `pipeline/guard.rs`.
 //! Matched text never leaves this module: errors, logs, metrics and usage records name rules.
 
 pub mod answer;
@@ -37,9 +41,8 @@ use tollgate_crds::{
 };
 
 use self::scan::{Rule, Scanner};
-pub use self::{
-    answer::check_answer, metrics::GuardrailMetrics, prompt::check_prompt, stream::StreamGuard,
-};
+pub use self::{answer::check_answer, prompt::check_prompt, stream::StreamGuard};
+pub use crate::error::{PolicyStage as Stage, Violation};
 
 /// Regex-program size limit for a built-in detector (ours, so larger than a user pattern's:
 /// the private-key shape repeats a class up to 8 KiB).
@@ -53,35 +56,6 @@ pub struct PromptText<'a> {
     /// Whether it is the application's own instructions (system or developer messages):
     /// the prompt-injection heuristic skips those.
     pub instructions: bool,
-}
-
-/// Which side of the exchange a rule fired on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// The prompt.
-    Prompt,
-    /// The answer.
-    Response,
-}
-
-impl Stage {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Prompt => "prompt",
-            Stage::Response => "response",
-        }
-    }
-}
-
-/// A refusal: which rule, on which side. Never carries the matched text.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{} was blocked by guardrail rule {rule} (content policy)", match .stage { Stage::Prompt => "the prompt", Stage::Response => "the answer" })]
-pub struct Violation {
-    /// The rule's name (`pii.email`, `blockedPatterns[2]`, `maxPromptTokens`…).
-    pub rule: String,
-    /// Prompt or answer.
-    pub stage: Stage,
 }
 
 /// A route's guardrails, compiled.

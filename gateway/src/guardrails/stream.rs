@@ -21,7 +21,6 @@ use super::{
 use crate::{
     failure::{Failure, FailureKind},
     metrics::Metrics,
-    pipeline::encode::ChunkFilter,
     wire::openai::{ChatChunk, ChunkChoice, Delta},
 };
 
@@ -101,7 +100,8 @@ impl StreamGuard {
         let mut verdict = Verdict::default();
         self.scanner.judge(&findings, &mut verdict);
         if verdict.fired != 0 {
-            self.metrics.guardrails.fired(
+            super::metrics::fired(
+                &self.metrics,
                 &self.route,
                 &self.guard,
                 &self.fired,
@@ -148,8 +148,10 @@ impl StreamGuard {
     }
 }
 
-impl ChunkFilter for StreamGuard {
-    fn chunk(&mut self, mut chunk: ChatChunk, out: &mut Vec<ChatChunk>) -> Result<(), Failure> {
+impl StreamGuard {
+    /// Takes one chunk and pushes it with the text that may go out now (the pipeline's
+    /// `ChunkFilter::chunk`).
+    pub fn chunk(&mut self, mut chunk: ChatChunk, out: &mut Vec<ChatChunk>) -> Result<(), Failure> {
         if self.template.is_none() {
             let mut t = chunk.clone();
             t.choices.clear();
@@ -171,7 +173,9 @@ impl ChunkFilter for StreamGuard {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), Failure> {
+    /// The upstream ended cleanly: pushes what is still held (the pipeline's
+    /// `ChunkFilter::finish`).
+    pub fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), Failure> {
         let indexes: Vec<u32> = self.held.iter().map(|h| h.index).collect();
         let mut choices = Vec::new();
         for index in indexes {

@@ -9,7 +9,6 @@ use super::{Fired, RouteGuardrails, StreamGuard, scan::Verdict, scan_tests::conf
 use crate::{
     failure::FailureKind,
     metrics::Metrics,
-    pipeline::encode::ChunkFilter,
     wire::openai::{ChatChunk, Delta},
 };
 
@@ -139,9 +138,12 @@ fn a_blocked_match_ends_the_stream_before_it_is_sent() {
             .collect();
         assert!(!sent.contains("AKIA"), "split {i}: {sent}");
         assert_eq!(
-            metrics
-                .guardrails
-                .count("r", "pii.email", "flag", super::Stage::Response),
+            metrics.guardrail_findings(&crate::metrics::GuardrailLabels {
+                route: "r".into(),
+                rule: "pii.email".into(),
+                action: "flag",
+                stage: "response",
+            }),
             1
         );
     }

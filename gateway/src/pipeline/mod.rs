@@ -32,6 +32,7 @@ pub mod call;
 pub mod chat;
 pub mod embeddings;
 pub mod encode;
+pub mod guard;
 pub mod pays;
 pub mod respond;
 pub mod settle;
@@ -240,16 +241,9 @@ async fn run<O: Operation>(
         guardrails: fired.clone(),
     });
     // Prompt guardrails: may refuse, or rewrite the prompt (`req` is then the redacted copy).
-    let guard = route.guardrails.as_ref();
-    let checked = guardrails::check_prompt::<O>(
-        guard,
-        req,
-        prompt.tokens,
-        &route.config.id,
-        &shared.metrics,
-        &fired,
-    )
-    .await;
+    let checks = route.guardrails.as_ref();
+    let route_id = &route.config.id;
+    let checked = guard::prompt::<O>(shared, checks, req, prompt.tokens, route_id, &fired).await;
     let redacted = checked.inspect_err(|_| bill.take().map_or((), pays::Bill::release))?;
     let req = redacted.as_ref().unwrap_or(req);
     if plan.backends.is_empty() {
@@ -350,14 +344,7 @@ async fn run<O: Operation>(
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
-                let body = guardrails::check_answer::<O>(
-                    guard,
-                    json.body,
-                    &route.config.id,
-                    &shared.metrics,
-                    &fired,
-                )
-                .await;
+                let body = guard::answer::<O>(shared, checks, json.body, route_id, &fired).await;
                 let error = body.as_ref().err().map(GatewayError::metric_label);
                 let cost = settle.finish(error, json.total_tokens, json.tokens, busy);
                 respond::json(body?, &served, cost)
@@ -365,11 +352,9 @@ async fn run<O: Operation>(
             Answer::Stream(answer) => {
                 let StreamAnswer { reader, encoder } = *answer;
                 let mut hooks = encode::StreamHooks::default();
-                let filter =
-                    guardrails::StreamGuard::new(guard, &fired, &shared.metrics, &route.id);
                 hooks
                     .filters
-                    .extend(filter.map(|f| Box::new(f) as Box<dyn encode::ChunkFilter>));
+                    .extend(guard::stream_filter(shared, checks, &route.id, &fired));
                 respond::stream(reader, encoder, hooks, settle, &served)
             }
         });
