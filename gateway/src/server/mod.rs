@@ -22,7 +22,7 @@ pub use conn::{BodyTimeout, ConnectionLimits};
 use crate::{
     config::{ConfigSource, ConfigState},
     metrics::Metrics,
-    pipeline::{chat::Chat, embeddings::Embeddings},
+    pipeline::{chat::Chat, embeddings::Embeddings, messages::Messages},
     resilience::health::HealthSettings,
 };
 
@@ -78,6 +78,8 @@ pub fn api_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(handle::handle::<Chat>))
         .route("/v1/embeddings", post(handle::handle::<Embeddings>))
+        .route("/v1/messages", post(handle::handle::<Messages>))
+        .route("/v1/messages/count_tokens", post(handle::count_tokens))
         .route("/v1/models", get(models::handle))
         .fallback(models::not_found)
         .method_not_allowed_fallback(models::method_not_allowed)
