@@ -4,6 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::guardrails::Guardrails;
 use crate::{
     common::{Duration, LocalRef, Timeouts},
     conditions::{Condition, conditions_schema},
@@ -135,7 +136,8 @@ pub struct LLMRouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitPolicy>,
 
-    /// Guardrails (not built yet: setting them makes the route `Accepted=False`).
+    /// Checks on prompts (and, with `appliesTo`, answers): size, blocked patterns, personal
+    /// data and secrets, prompt injection. See `docs/guardrails.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guardrails: Option<Guardrails>,
 }
@@ -415,22 +417,6 @@ pub enum RateLimitKey {
     Route,
     /// One counter per `x-tollgate-team` header value.
     Team,
-}
-
-/// Checks on prompts before they reach a provider.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.maxPromptTokens) || has(self.blockedPatterns)")
-    .message("guardrails needs maxPromptTokens or blockedPatterns"))]
-pub struct Guardrails {
-    /// Refuse prompts estimated above this many tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_prompt_tokens: Option<u32>,
-    /// Refuse prompts matching any of these regular expressions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 1, max = 1024)))]
-    pub blocked_patterns: Vec<String>,
 }
 
 /// Observed state of an `LLMRoute`.

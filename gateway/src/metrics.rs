@@ -171,6 +171,20 @@ pub struct Metrics {
     panics: Family<RouteLabels, Counter>,
     /// The response cache's metrics.
     pub cache: crate::cache::CacheMetrics,
+    guardrail_findings: Family<GuardrailLabels, Counter>,
+}
+
+/// Labels of the guardrail findings counter (rule names, never content).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardrailLabels {
+    /// Route id.
+    pub route: String,
+    /// Rule name (`pii.email`, `blockedPatterns[0]`…).
+    pub rule: String,
+    /// `block`, `redact` or `flag`.
+    pub action: &'static str,
+    /// `prompt` or `response`.
+    pub stage: &'static str,
 }
 
 fn token_buckets() -> Histogram {
@@ -218,6 +232,16 @@ impl Metrics {
                 decision,
             })
             .inc();
+    }
+
+    /// Counts a request on which a guardrail rule fired.
+    pub fn guardrail_finding(&self, labels: &GuardrailLabels) {
+        self.guardrail_findings.get_or_create(labels).inc();
+    }
+
+    /// How many requests a guardrail rule fired on (tests and benchmarks).
+    pub fn guardrail_findings(&self, labels: &GuardrailLabels) -> u64 {
+        self.guardrail_findings.get_or_create(labels).get()
     }
 
     /// Counts a dropped usage record.
@@ -325,8 +349,15 @@ impl Metrics {
             panics.clone(),
         );
         let cache = crate::cache::CacheMetrics::register(&mut registry);
+        let guardrail_findings = Family::<GuardrailLabels, Counter>::default();
+        registry.register(
+            "tollgate_guardrail_findings",
+            "Requests on which a guardrail rule fired, by route, rule, action (block, redact, flag) and stage (prompt, response)",
+            guardrail_findings.clone(),
+        );
         Self {
             cache,
+            guardrail_findings,
             cost,
             budget_decisions,
             usage_dropped,

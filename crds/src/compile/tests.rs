@@ -881,3 +881,5 @@ fn over_long_gateway_secret_keys_are_refused() {
 
 #[path = "cache_tests.rs"]
 mod cache_tests;
+#[path = "guardrails_tests.rs"]
+mod guardrails_tests;

@@ -18,12 +18,6 @@ pub(super) fn route(spec: &LLMRouteSpec) -> Vec<(&'static str, String)> {
             "route rate limiting is not built yet; remove spec.rateLimit".to_owned(),
         ));
     }
-    if spec.guardrails.is_some() {
-        out.push((
-            "spec.guardrails",
-            "guardrails are not built yet; remove spec.guardrails".to_owned(),
-        ));
-    }
     out
 }
 

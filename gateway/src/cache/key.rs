@@ -33,6 +33,14 @@ pub fn scoped(route: &str, scope: &str, operation: &str) -> Sha256 {
     h
 }
 
+/// Writes the route's guardrails into a key: answers stored under other guardrails (before a
+/// `block` rule was added, or with other redactions) are not served under these.
+pub fn guardrails(out: &mut Sha256, config: Option<&tollgate_crds::config::GuardrailsConfig>) {
+    if let Some(g) = config {
+        hash_json(out, g);
+    }
+}
+
 /// Writes serialized JSON straight into a hasher (no intermediate buffer).
 struct HashWriter<'a>(&'a mut Sha256);
 
