@@ -45,9 +45,13 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("(self.action == 'downgrade') == has(self.downgradeTo)")
-        .message("downgradeTo is required for, and only allowed with, action downgrade"),
+        .message("downgradeTo is required for, and only allowed with, action downgrade")
+        .field_path(".downgradeTo")
+        .reason(kube::core::Reason::FieldValueInvalid),
     validation = Rule::new("!has(self.downgradeTo) || !has(self.scope) || !has(self.scope.routes) || !(self.downgradeTo.name in self.scope.routes)")
         .message("downgradeTo must name a route outside the budget's scope")
+        .field_path(".downgradeTo.name")
+        .reason(kube::core::Reason::FieldValueInvalid)
 )]
 pub struct LLMBudgetSpec {
     /// What the budget counts. Absent: every route in this namespace.
@@ -100,9 +104,13 @@ pub struct BudgetScope {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("(self.period == 'rolling') == has(self.window)")
-        .message("window is required for, and only allowed with, period rolling"),
+        .message("window is required for, and only allowed with, period rolling")
+        .field_path(".window")
+        .reason(kube::core::Reason::FieldValueInvalid),
     validation = Rule::new("self.period != 'rolling' || !has(self.timeZone)")
         .message("timeZone only applies to calendar periods (daily, weekly, monthly)")
+        .field_path(".timeZone")
+        .reason(kube::core::Reason::FieldValueForbidden)
 )]
 pub struct BudgetLimit {
     /// The amount, as a decimal string (`"250.00"`).

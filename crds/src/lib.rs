@@ -8,6 +8,7 @@ pub mod compile;
 pub mod conditions;
 pub mod config;
 pub mod crdgen;
+pub mod guardrails;
 pub mod keys;
 pub mod manifests;
 #[cfg(unix)]

@@ -27,7 +27,7 @@ use crate::{
     category = "tollgate",
     doc = "An LLM provider endpoint (OpenAI, Anthropic, Gemini, Azure OpenAI, Bedrock, any OpenAI-compatible server, or the in-process mock), its credentials, models and prices.",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
-    printcolumn(name = "Models", type_ = "string", json_path = ".spec.models[*].name"),
+    printcolumn(name = "Models", type_ = "integer", json_path = ".status.modelCount"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -47,21 +47,33 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!(self.type in ['azure-openai', 'openai-compatible']) || has(self.baseURL)")
-        .message("baseURL is required when type is azure-openai or openai-compatible"),
+        .message("baseURL is required when type is azure-openai or openai-compatible")
+        .field_path(".baseURL")
+        .reason(kube::core::Reason::FieldValueRequired),
     validation = Rule::new("self.type != 'mock' || (!has(self.baseURL) && !has(self.auth))")
-        .message("a mock provider answers in-process: it takes no baseURL and no auth"),
+        .message("a mock provider answers in-process: it takes no baseURL and no auth")
+        .field_path(".type")
+        .reason(kube::core::Reason::FieldValueForbidden),
     validation = Rule::new("self.type in ['mock', 'openai-compatible'] || (has(self.auth) && ((has(self.auth.secretRefs) && size(self.auth.secretRefs) > 0) || has(self.auth.aws)))")
-        .message("auth is required for this provider type: list at least one auth.secretRefs entry (or auth.aws for bedrock)"),
+        .message("auth is required for this provider type: list at least one auth.secretRefs entry (or auth.aws for bedrock)")
+        .field_path(".auth")
+        .reason(kube::core::Reason::FieldValueRequired),
     validation = Rule::new("!has(self.auth) || !has(self.auth.aws) || self.type == 'bedrock'")
-        .message("auth.aws only applies to type bedrock"),
+        .message("auth.aws only applies to type bedrock")
+        .field_path(".auth.aws")
+        .reason(kube::core::Reason::FieldValueForbidden),
     validation = Rule::new("has(self.azure) == (self.type == 'azure-openai')")
-        .message("azure settings are required for, and only allowed with, type azure-openai"),
+        .message("azure settings are required for, and only allowed with, type azure-openai")
+        .field_path(".azure")
+        .reason(kube::core::Reason::FieldValueInvalid),
     validation = Rule::new("has(self.bedrock) == (self.type == 'bedrock')")
-        .message("bedrock settings are required for, and only allowed with, type bedrock"),
-    validation = Rule::new("self.models.all(m, self.models.exists_one(n, n.name == m.name))")
-        .message("models[].name must be unique"),
+        .message("bedrock settings are required for, and only allowed with, type bedrock")
+        .field_path(".bedrock")
+        .reason(kube::core::Reason::FieldValueInvalid),
     validation = Rule::new("!has(self.azure) || !has(self.azure.deployments) || self.azure.deployments.all(d, self.models.exists(m, m.name == d.model))")
         .message("every azure.deployments[].model must be listed in models")
+        .field_path(".azure.deployments")
+        .reason(kube::core::Reason::FieldValueInvalid)
 )]
 pub struct LLMProviderSpec {
     /// Which API the provider speaks.
@@ -95,7 +107,12 @@ pub struct LLMProviderSpec {
     pub bedrock: Option<BedrockSettings>,
 
     /// The models this provider serves, with their prices. Routes may only name these.
-    #[schemars(length(min = 1, max = 64))]
+    /// A list-map keyed by `name`: names are unique, and server-side apply merges entries
+    /// by name.
+    #[schemars(
+        length(min = 1, max = 64),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])
+    )]
     pub models: Vec<ProviderModel>,
 
     /// Provider quotas, per credential: the gateway keeps each key under them.
@@ -328,4 +345,8 @@ pub struct LLMProviderStatus {
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// How many `spec.models` the observed generation lists (the MODELS column: a JSONPath
+    /// column would show only the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_count: Option<i64>,
 }

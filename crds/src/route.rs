@@ -4,6 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::guardrails::Guardrails;
 use crate::{
     common::{Duration, LocalRef, Timeouts},
     conditions::{Condition, conditions_schema},
@@ -48,8 +49,8 @@ macro_rules! same_backend {
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
     printcolumn(
         name = "Backends",
-        type_ = "string",
-        json_path = ".spec.backends[*].providerRef.name"
+        type_ = "integer",
+        json_path = ".status.backendCount"
     ),
     printcolumn(
         name = "Ready",
@@ -70,15 +71,21 @@ macro_rules! same_backend {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.aliases) || !(self.model in self.aliases)")
-        .message("aliases must not repeat model"),
+        .message("aliases must not repeat model")
+        .field_path(".aliases")
+        .reason(kube::core::Reason::FieldValueDuplicate),
     validation = Rule::new(concat!("!has(self.fallbacks) || self.fallbacks.all(f, !self.backends.exists(b, ", same_backend!("b", "f"), "))"))
-        .message("fallbacks may not repeat a primary backend (same providerRef and model)"),
+        .message("fallbacks may not repeat a primary backend (same providerRef and model)")
+        .field_path(".fallbacks")
+        .reason(kube::core::Reason::FieldValueDuplicate),
     validation = Rule::new(concat!("self.backends.all(b, self.backends.exists_one(c, ", same_backend!("b", "c"), "))"))
-        .message("backends must be unique (providerRef and model)"),
+        .message("backends must be unique (providerRef and model)")
+        .field_path(".backends")
+        .reason(kube::core::Reason::FieldValueDuplicate),
     validation = Rule::new(concat!("!has(self.fallbacks) || self.fallbacks.all(f, self.fallbacks.exists_one(g, ", same_backend!("f", "g"), "))"))
-        .message("fallbacks must be unique (providerRef and model)"),
-    validation = Rule::new("!has(self.rules) || self.rules.all(r, self.rules.exists_one(q, q.name == r.name))")
-        .message("rules[].name must be unique"),
+        .message("fallbacks must be unique (providerRef and model)")
+        .field_path(".fallbacks")
+        .reason(kube::core::Reason::FieldValueDuplicate),
     validation = Rule::new("!has(self.rateLimit) || !has(self.rateLimits)")
         .message("set either rateLimit (one limit) or rateLimits (several), not both")
 )]
@@ -107,8 +114,12 @@ pub struct LLMRouteSpec {
 
     /// Rules tried in order; the first that matches picks its own backends instead of
     /// `backends`. `fallbacks` still apply after them.
+    /// A list-map keyed by `name`: names are unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(
+        length(max = 32),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])
+    )]
     pub rules: Vec<RouteRule>,
 
     /// Retrying a failed attempt on the same backend.
@@ -136,7 +147,8 @@ pub struct LLMRouteSpec {
         .message("rateLimits[].per must be unique: one limit per route, team and key"))]
     pub rate_limits: Vec<RateLimitPolicy>,
 
-    /// Guardrails (not built yet: setting them makes the route `Accepted=False`).
+    /// Checks on prompts (and, with `appliesTo`, answers): size, blocked patterns, personal
+    /// data and secrets, prompt injection. See `docs/guardrails.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guardrails: Option<Guardrails>,
 }
@@ -436,22 +448,6 @@ pub enum RateLimitKey {
     Key,
 }
 
-/// Checks on prompts before they reach a provider.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.maxPromptTokens) || has(self.blockedPatterns)")
-    .message("guardrails needs maxPromptTokens or blockedPatterns"))]
-pub struct Guardrails {
-    /// Refuse prompts estimated above this many tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub max_prompt_tokens: Option<u32>,
-    /// Refuse prompts matching any of these regular expressions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 1, max = 1024)))]
-    pub blocked_patterns: Vec<String>,
-}
-
 /// Observed state of an `LLMRoute`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -463,4 +459,8 @@ pub struct LLMRouteStatus {
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// How many `spec.backends` the observed generation lists (the BACKENDS column: a
+    /// JSONPath column would show only the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_count: Option<i64>,
 }

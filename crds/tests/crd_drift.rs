@@ -51,14 +51,14 @@ fn crds_have_the_promised_names_columns_and_status() {
         let expected: &[(&str, &str)] = match names.kind.as_str() {
             "LLMProvider" => &[
                 ("Type", ".spec.type"),
-                ("Models", ".spec.models[*].name"),
+                ("Models", ".status.modelCount"),
                 ("Ready", ".status.conditions[?(@.type=='Ready')].status"),
                 ("Reason", ".status.conditions[?(@.type=='Ready')].reason"),
                 ("Age", ".metadata.creationTimestamp"),
             ],
             "LLMRoute" => &[
                 ("Model", ".spec.model"),
-                ("Backends", ".spec.backends[*].providerRef.name"),
+                ("Backends", ".status.backendCount"),
                 ("Ready", ".status.conditions[?(@.type=='Ready')].status"),
                 ("Reason", ".status.conditions[?(@.type=='Ready')].reason"),
                 ("Age", ".metadata.creationTimestamp"),

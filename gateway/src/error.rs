@@ -27,6 +27,35 @@ pub fn clip(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// Which side of the exchange a rule fired on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyStage {
+    /// The prompt.
+    Prompt,
+    /// The answer.
+    Response,
+}
+
+impl PolicyStage {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyStage::Prompt => "prompt",
+            PolicyStage::Response => "response",
+        }
+    }
+}
+
+/// A refusal: which rule, on which side. Never carries the matched text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} was blocked by guardrail rule {rule} (content policy)", match .stage { PolicyStage::Prompt => "the prompt", PolicyStage::Response => "the answer" })]
+pub struct Violation {
+    /// The rule's name (`pii.email`, `blockedPatterns[2]`, `maxPromptTokens`…).
+    pub rule: String,
+    /// Prompt or answer.
+    pub stage: PolicyStage,
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -84,6 +113,13 @@ pub enum GatewayError {
         "rate limits and budgets cannot be checked right now (shared state unavailable); try again shortly"
     )]
     StateUnavailable,
+    /// The route's guardrails refused the prompt or the answer. Names the rule, never the
+    /// matched text.
+    #[error("{0}")]
+    ContentPolicy(Violation),
+    /// The gateway failed itself (a bug, not the client's or a provider's fault).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// Every attempt failed; this is the last failure. Displays (and so logs) the safe
     /// message the client sees, never the provider's raw text.
     #[error("{}", .0.safe_message())]
@@ -150,7 +186,22 @@ impl GatewayError {
                 "api_error",
                 Some("state_unavailable"),
             ),
+            GatewayError::ContentPolicy(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("content_policy_violation"),
+            ),
+            GatewayError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                Some("internal_error"),
+            ),
             GatewayError::Upstream(f) => match f.kind {
+                FailureKind::ContentPolicy => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("content_policy_violation"),
+                ),
                 FailureKind::BadRequest => (StatusCode::BAD_REQUEST, "invalid_request_error", None),
                 FailureKind::ContextWindowExceeded => (
                     StatusCode::BAD_REQUEST,
@@ -201,6 +252,7 @@ impl GatewayError {
     pub fn body(&self) -> ErrorBody {
         let (_, kind, code) = self.parts();
         let message = match self {
+            GatewayError::Upstream(f) if f.kind == FailureKind::ContentPolicy => f.message.clone(),
             GatewayError::Upstream(f) => match f.status {
                 Some(status) => format!("upstream returned {status}: {}", f.safe_message()),
                 None => format!("upstream {}: {}", f.kind.as_str(), f.safe_message()),
@@ -236,6 +288,8 @@ impl GatewayError {
             GatewayError::NotReady => "not_ready",
             GatewayError::RateLimited(_) => "rate_limited",
             GatewayError::StateUnavailable => "state_unavailable",
+            GatewayError::ContentPolicy(_) => "content_policy_violation",
+            GatewayError::Internal(_) => "internal_error",
             GatewayError::Upstream(f) => f.kind.as_str(),
         }
     }

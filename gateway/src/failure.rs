@@ -33,6 +33,8 @@ pub enum FailureKind {
     NotFound,
     /// The provider answered something we cannot parse, or cut the stream.
     Protocol,
+    /// The route's guardrails blocked the answer (not the provider's fault).
+    ContentPolicy,
 }
 
 impl FailureKind {
@@ -51,6 +53,7 @@ impl FailureKind {
             FailureKind::PermissionDenied => "permission_denied",
             FailureKind::NotFound => "not_found",
             FailureKind::Protocol => "protocol_error",
+            FailureKind::ContentPolicy => "content_policy_violation",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cost;
 pub mod error;
 pub mod failure;
+pub mod guardrails;
 pub mod identity;
 pub mod limits;
 pub mod metrics;

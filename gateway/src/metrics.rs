@@ -173,6 +173,20 @@ pub struct Metrics {
     pub limits: crate::limits::LimitMetrics,
     /// The response cache's metrics.
     pub cache: crate::cache::CacheMetrics,
+    guardrail_findings: Family<GuardrailLabels, Counter>,
+}
+
+/// Labels of the guardrail findings counter (rule names, never content).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardrailLabels {
+    /// Route id.
+    pub route: String,
+    /// Rule name (`pii.email`, `blockedPatterns[0]`…).
+    pub rule: String,
+    /// `block`, `redact` or `flag`.
+    pub action: &'static str,
+    /// `prompt` or `response`.
+    pub stage: &'static str,
 }
 
 fn token_buckets() -> Histogram {
@@ -220,6 +234,16 @@ impl Metrics {
                 decision,
             })
             .inc();
+    }
+
+    /// Counts a request on which a guardrail rule fired.
+    pub fn guardrail_finding(&self, labels: &GuardrailLabels) {
+        self.guardrail_findings.get_or_create(labels).inc();
+    }
+
+    /// How many requests a guardrail rule fired on (tests and benchmarks).
+    pub fn guardrail_findings(&self, labels: &GuardrailLabels) -> u64 {
+        self.guardrail_findings.get_or_create(labels).get()
     }
 
     /// Counts a dropped usage record.
@@ -328,9 +352,16 @@ impl Metrics {
         );
         let limits = crate::limits::LimitMetrics::register(&mut registry);
         let cache = crate::cache::CacheMetrics::register(&mut registry);
+        let guardrail_findings = Family::<GuardrailLabels, Counter>::default();
+        registry.register(
+            "tollgate_guardrail_findings",
+            "Requests on which a guardrail rule fired, by route, rule, action (block, redact, flag) and stage (prompt, response)",
+            guardrail_findings.clone(),
+        );
         Self {
             limits,
             cache,
+            guardrail_findings,
             cost,
             budget_decisions,
             usage_dropped,

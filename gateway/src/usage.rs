@@ -76,6 +76,9 @@ pub struct UsageRecord<'a> {
     /// On a hit: what the answer cost when it was fetched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_saved_usd: Option<Decimal>,
+    /// The guardrail rules that fired on the prompt or the answer (names, never content).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<&'a str>,
 }
 
 /// The usage log's sending side.

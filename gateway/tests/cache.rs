@@ -561,3 +561,42 @@ async fn the_openai_python_sdk_reads_a_replayed_stream_as_complete() {
     );
     assert_eq!(chat_calls(&s.up), 1);
 }
+
+/// The Anthropic Messages door is cached in its own format: a repeat is one upstream call,
+/// and a chat request with the same text is not answered with the Messages answer.
+#[tokio::test]
+async fn the_messages_door_is_cached_apart_from_chat() {
+    let s = setup(EXACT).await;
+    let body = json!({"model": "cached", "max_tokens": 32,
+                      "messages": [{"role": "user", "content": "hello door"}]});
+    let send_messages = |body: Value| {
+        let url = api(&s.g, "/v1/messages");
+        async move {
+            let r = http()
+                .post(url)
+                .header("x-api-key", KEY_A1)
+                .header("anthropic-version", "2023-06-01")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let cache = r.headers()["x-tollgate-cache"].to_str().unwrap().to_owned();
+            let json: Value = r.json().await.unwrap();
+            (cache, json)
+        }
+    };
+    let (first_cache, first) = send_messages(body.clone()).await;
+    assert_eq!(first_cache, "miss");
+    assert_eq!(first["type"], "message", "{first}");
+    let (second_cache, second) = send_messages(body).await;
+    assert_eq!(second_cache, "hit");
+    assert_eq!(second, first, "the hit is the stored Anthropic message");
+    assert_eq!(chat_calls(&s.up), 1, "one upstream call for the two");
+    let chat = send(&s.g, KEY_A1, &ask("hello door"), &[]).await;
+    assert_eq!(
+        chat.cache(),
+        "miss",
+        "a chat request never gets a Messages answer"
+    );
+    assert_eq!(chat.status, 200);
+}

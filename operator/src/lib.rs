@@ -4,6 +4,7 @@
 
 pub mod api_client;
 pub mod deploy;
+pub mod fit;
 pub mod health;
 pub mod leader;
 pub mod logging;

@@ -196,27 +196,34 @@ fn render_command(args: &RenderArgs) -> ExitCode {
             secrets.forbid_namespace(ns);
         }
     }
-    let compiled = match tollgate_crds::compile::compile(&tollgate_crds::compile::Inputs {
+    let (keys, keyed_namespaces, key_problems) = manifests.client_keys();
+    let inputs = tollgate_crds::compile::Inputs {
         providers: &manifests.providers,
         routes: &manifests.routes,
         budgets: &manifests.budgets,
         secrets: &secrets,
         catalogue,
+    };
+    // The same fitting as the operator's: the newest objects are left out of a config too
+    // large for its ConfigMap, each reported as a problem.
+    let fitted = match tollgate_operator::fit::compile_to_fit(&inputs, |compiled| {
+        compiled.config.client_keys = keys.clone();
+        compiled.config.keyed_namespaces = keyed_namespaces.clone();
     }) {
-        Ok(c) => c,
+        Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let compiled = fitted.compiled;
     for p in &compiled.problems {
         eprintln!("problem: {p}");
     }
-    let (_, _, key_problems) = manifests.client_keys();
     for p in &key_problems {
         eprintln!("problem: Secret {}: {}: {}", p.secret, p.field, p.message);
     }
-    let config = match render::config_text(&compiled) {
+    let config = match fitted.text {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -43,6 +43,7 @@ pub struct Metrics {
     errors: Family<KindLabel, Counter>,
     duration: Family<KindLabel, Histogram>,
     writes: Family<ObjectLabel, Counter>,
+    drift: Family<ObjectLabel, Counter>,
     config_bytes: Gauge,
     problems: Family<ReasonLabel, Gauge>,
     pods: Family<PodStateLabel, Gauge>,
@@ -69,6 +70,12 @@ impl Metrics {
             ])
         });
         let writes = Family::<ObjectLabel, Counter>::default();
+        let drift = Family::<ObjectLabel, Counter>::default();
+        registry.register(
+            "config_drift",
+            "Times the gateway ConfigMap or Secret was found changed or deleted by someone else (then repaired)",
+            drift.clone(),
+        );
         let config_bytes = Gauge::default();
         let problems = Family::<ReasonLabel, Gauge>::default();
         let pods = Family::<PodStateLabel, Gauge>::default();
@@ -131,6 +138,7 @@ impl Metrics {
             errors,
             duration,
             writes,
+            drift,
             config_bytes,
             problems,
             pods,
@@ -152,6 +160,16 @@ impl Metrics {
         if failed {
             self.errors.get_or_create(&label).inc();
         }
+    }
+
+    /// Records that the gateway's `configmap` or `secret` was changed or deleted by someone
+    /// else.
+    pub fn repaired(&self, object: &str) {
+        self.drift
+            .get_or_create(&ObjectLabel {
+                object: object.to_owned(),
+            })
+            .inc();
     }
 
     /// Records a write of the gateway's `configmap` or `secret`.

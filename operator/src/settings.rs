@@ -250,6 +250,16 @@ impl Settings {
 /// The field manager of every write, so server-side apply ownership is stable.
 pub const FIELD_MANAGER: &str = "tollgate-operator";
 
+/// The field manager of the conditions and `observedGeneration` the status controllers
+/// apply (server-side apply on the status subresource), apart from [`FIELD_MANAGER`] so the
+/// gateway objects' and the status' ownership never mix.
+pub const STATUS_FIELD_MANAGER: &str = "tollgate-operator-status";
+
+/// The field manager of a budget's spend fields (`spent`, `remaining`, period), which the
+/// spend task applies on its own schedule: apart from [`STATUS_FIELD_MANAGER`], since an
+/// apply by one manager removes the fields that manager stopped sending.
+pub const SPEND_FIELD_MANAGER: &str = "tollgate-operator-spend";
+
 impl Settings {
     /// Checks the flags.
     pub fn from_args(args: &RunArgs) -> Result<Self, SettingsError> {

@@ -171,3 +171,65 @@ fn secret_namespaces_mirrors_the_operator_policy() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("RefNotPermitted"), "{stderr}");
 }
+
+#[test]
+fn a_config_too_large_leaves_out_the_largest_newest_objects_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        r#"apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {name: mock, namespace: team-a}
+spec: {type: mock, models: [{name: m, pricing: {input: "0", output: "0"}}]}
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {name: chat, namespace: team-a}
+spec: {model: chat, backends: [{providerRef: {name: mock}, model: m}]}
+"#,
+    );
+    // 40 providers with 64 KB of random header values each: 1.5 MB even compressed.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in 0..40 {
+        text.push_str(&format!(
+            "---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: big-{i}, namespace: team-noisy}}\nspec:\n  type: openai-compatible\n  baseURL: http://vllm:8000/v1\n  models: [{{name: m, pricing: {{input: \"0\", output: \"0\"}}}}]\n  headers:\n"
+        ));
+        for j in 0..16 {
+            let value: String = (0..250)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    format!("{:016x}", seed >> 1)
+                })
+                .collect();
+            text.push_str(&format!("    - {{name: x-h{j}, value: \"{value}\"}}\n"));
+        }
+    }
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("out");
+    let (code, _, stderr) = render(&[
+        "-f",
+        file.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let left_out: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("(ConfigTooLarge)"))
+        .collect();
+    assert!(
+        !left_out.is_empty() && left_out.len() < 40,
+        "only what does not fit is left out: {stderr}"
+    );
+    assert!(
+        left_out
+            .iter()
+            .all(|l| l.contains("LLMProvider team-noisy/big-")),
+        "{stderr}"
+    );
+    let config: GatewayConfig =
+        serde_json::from_str(&tollgate_crds::mount::read_config_text(&out.join("config")).unwrap())
+            .unwrap();
+    assert_eq!(config.routes.len(), 1, "team-a's route is written");
+    assert_eq!(config.providers.len(), 41 - left_out.len());
+}

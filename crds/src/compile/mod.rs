@@ -133,11 +133,23 @@ pub enum CompileError {
 /// Compiles the objects into a config. Deterministic: the same inputs, in any order, give
 /// the same output.
 pub fn compile(inputs: &Inputs<'_>) -> Result<Compiled, CompileError> {
+    compile_leaving_out(inputs, &BTreeMap::new())
+}
+
+/// Like [`compile`], but the providers and routes in `left_out` are reported with
+/// [`Reason::ConfigTooLarge`] and the message given, and left out of the config as a
+/// conflicting route is (the caller picks them: the newest objects, when the whole config
+/// would not fit in its ConfigMap). Routes using a left-out provider lose those backends.
+pub fn compile_leaving_out(
+    inputs: &Inputs<'_>,
+    left_out: &BTreeMap<ObjectRef, String>,
+) -> Result<Compiled, CompileError> {
     let validators = validate::Validators::new().map_err(CompileError::Validators)?;
     let mut cx = Context {
         validators,
         problems: Vec::new(),
         sources: Vec::new(),
+        left_out: left_out.clone(),
     };
 
     let providers = provider::compile_all(&mut cx, inputs);
@@ -164,9 +176,20 @@ pub(crate) struct Context {
     validators: validate::Validators,
     problems: Vec<Problem>,
     sources: Vec<Source>,
+    left_out: BTreeMap<ObjectRef, String>,
 }
 
 impl Context {
+    /// Whether `object` is to be left out for size; if so, reports it.
+    fn left_out(&mut self, object: &ObjectRef) -> bool {
+        let Some(message) = self.left_out.get(object) else {
+            return false;
+        };
+        let message = message.clone();
+        self.problem(object, "", Reason::ConfigTooLarge, message);
+        true
+    }
+
     fn problem(
         &mut self,
         object: &ObjectRef,

@@ -61,6 +61,9 @@ pub enum Reason {
     Unsupported,
     /// Another, older route already serves this model name or alias.
     ModelNameConflict,
+    /// With this object the config would not fit in its ConfigMap; newer objects are left
+    /// out first, so everyone else's changes keep flowing.
+    ConfigTooLarge,
     /// A model has no price in its spec nor in the built-in catalogue.
     PriceUnknown,
     /// A referenced `LLMProvider` does not exist.
@@ -86,6 +89,7 @@ impl Reason {
             Reason::Invalid
             | Reason::Unsupported
             | Reason::ModelNameConflict
+            | Reason::ConfigTooLarge
             | Reason::PriceUnknown => ConditionType::Accepted,
             Reason::ProviderNotFound
             | Reason::ProviderNotReady
@@ -103,6 +107,7 @@ impl Reason {
             Reason::Invalid => "Invalid",
             Reason::Unsupported => "Unsupported",
             Reason::ModelNameConflict => "ModelNameConflict",
+            Reason::ConfigTooLarge => "ConfigTooLarge",
             Reason::PriceUnknown => "PriceUnknown",
             Reason::ProviderNotFound => "ProviderNotFound",
             Reason::ProviderNotReady => "ProviderNotReady",

@@ -32,10 +32,12 @@ pub(super) fn compile_all(cx: &mut Context, inputs: &Inputs<'_>) -> Providers {
         if out.contains_key(&object.id()) {
             continue;
         }
-        let result = if cx.admit(&object, p, unsupported::provider(&p.spec)) {
-            compile_one(cx, &object, p, inputs)
-        } else {
+        let result = if !cx.admit(&object, p, unsupported::provider(&p.spec)) {
             Err("its spec is not accepted".to_owned())
+        } else if cx.left_out(&object) {
+            Err("it is left out of the config, which would not fit in its ConfigMap".to_owned())
+        } else {
+            compile_one(cx, &object, p, inputs)
         };
         if result.is_ok() {
             cx.source(&object, p.metadata.generation);

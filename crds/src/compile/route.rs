@@ -9,10 +9,11 @@ use crate::{
     LLMProvider, LLMRoute,
     common::{Duration, LocalRef, Timeouts},
     config::{
-        BackendConfig, CacheConfig, HeaderMatchConfig, MatchConfig, RateLimitConfig, RetryConfig,
-        RouteConfig, RuleConfig, SemanticConfig, TimeoutsConfig, WeightedBackend,
+        BackendConfig, CacheConfig, GuardrailsConfig, HeaderMatchConfig, MatchConfig,
+        RateLimitConfig, RetryConfig, RouteConfig, RuleConfig, SemanticConfig, TimeoutsConfig,
+        WeightedBackend,
     },
-    route::{Backend, CachePolicy, HeaderMatchType, LLMRouteSpec, RetryOn, RouteRule},
+    route::{Backend, CachePolicy, Guardrails, HeaderMatchType, LLMRouteSpec, RetryOn, RouteRule},
 };
 
 /// Accepted routes by id.
@@ -46,6 +47,8 @@ pub(super) fn compile_all(cx: &mut Context, inputs: &Inputs<'_>, providers: &Pro
         }
         if !cx.admit(&object, route, unsupported::route(&route.spec))
             || !patterns_compile(cx, &object, &route.spec.rules)
+            || !guardrail_patterns_compile(cx, &object, route.spec.guardrails.as_ref())
+            || cx.left_out(&object)
         {
             continue;
         }
@@ -176,6 +179,30 @@ fn patterns_compile(cx: &mut Context, object: &ObjectRef, rules: &[RouteRule]) -
                     &h.value,
                 );
             }
+        }
+    }
+    ok
+}
+
+/// Blocked patterns must compile within the size limit and, when they check answers, match
+/// a bounded length (a stream holds back at most that much).
+fn guardrail_patterns_compile(
+    cx: &mut Context,
+    object: &ObjectRef,
+    guardrails: Option<&Guardrails>,
+) -> bool {
+    let Some(g) = guardrails else { return true };
+    let response = g.applies_to.unwrap_or_default().response();
+    let mut ok = true;
+    for (i, pattern) in g.blocked_patterns.iter().enumerate() {
+        if let Err(e) = crate::guardrails::check_pattern(pattern, response) {
+            cx.problem(
+                object,
+                format!("spec.guardrails.blockedPatterns[{i}]"),
+                Reason::Invalid,
+                e.to_string(),
+            );
+            ok = false;
         }
     }
     ok
@@ -340,6 +367,7 @@ fn compile_one(
             .cache
             .as_ref()
             .map(|c| cache_config(&object.namespace, c)),
+        guardrails: spec.guardrails.as_ref().map(GuardrailsConfig::from_spec),
     }
 }
 

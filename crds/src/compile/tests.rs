@@ -372,6 +372,70 @@ fn the_older_route_keeps_a_contested_model_name() {
 }
 
 #[test]
+fn objects_left_out_for_size_are_reported_on_themselves_only() {
+    let mut w = World::new();
+    let spec = |model: &str, backends: Value| json!({"model": model, "backends": backends});
+    w.routes.push(route(
+        "chat",
+        "2026-01-01T00:00:00Z",
+        spec(
+            "chat",
+            json!([
+                backend("openai", "gpt-4o-mini"),
+                backend("mock", "mock-chat")
+            ]),
+        ),
+    ));
+    w.routes.push(route(
+        "big",
+        "2026-02-01T00:00:00Z",
+        spec("big", json!([backend("mock", "mock-chat")])),
+    ));
+    let left_out = BTreeMap::from([
+        (
+            object_ref(Kind::LLMRoute, &w.routes[1]),
+            "too large".to_owned(),
+        ),
+        (
+            object_ref(Kind::LLMProvider, &w.providers[1]),
+            "too large".to_owned(),
+        ),
+    ]);
+    let c = compile_leaving_out(
+        &Inputs {
+            providers: &w.providers,
+            routes: &w.routes,
+            budgets: &w.budgets,
+            secrets: &w.secrets,
+            catalogue: &w.catalogue,
+        },
+        &left_out,
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&c),
+        vec![
+            ("mock".into(), "".into(), Reason::ConfigTooLarge),
+            ("big".into(), "".into(), Reason::ConfigTooLarge),
+            (
+                "chat".into(),
+                "spec.backends[1].providerRef.name".into(),
+                Reason::ProviderNotReady
+            ),
+        ]
+    );
+    assert_eq!(
+        Reason::ConfigTooLarge.condition(),
+        crate::conditions::ConditionType::Accepted
+    );
+    let ids: Vec<_> = c.config.routes.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["team-a/chat"], "the older route keeps serving");
+    assert_eq!(c.config.routes[0].backends.len(), 1);
+    let providers: Vec<_> = c.config.providers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(providers, vec!["team-a/openai"]);
+}
+
+#[test]
 fn model_without_any_price_is_refused_never_free() {
     let mut w = World::new();
     w.providers.push(provider("vllm", json!({"type": "openai-compatible", "baseURL": "http://vllm:8000/v1", "models": [{"name": "llama"}]})));
@@ -445,29 +509,6 @@ fn catalogue_prices_fill_in_and_say_where_they_came_from() {
 }
 
 #[test]
-fn not_yet_built_features_are_unsupported_not_ignored() {
-    let mut w = World::new();
-    w.routes.push(route(
-        "cached",
-        "2026-01-01T00:00:00Z",
-        json!({"model": "cached", "backends": [backend("mock", "mock-chat")], "guardrails": {"maxPromptTokens": 100}}),
-    ));
-    let c = w.compile();
-    assert_eq!(
-        summary(&c),
-        vec![(
-            "cached".into(),
-            "spec.guardrails".into(),
-            Reason::Unsupported
-        )]
-    );
-    assert!(
-        c.config.routes.is_empty(),
-        "an object with an Accepted problem is left out"
-    );
-}
-
-#[test]
 fn schema_and_cel_violations_are_invalid_with_field_paths() {
     let mut w = World::new();
     w.routes.push(route(
@@ -484,7 +525,7 @@ fn schema_and_cel_violations_are_invalid_with_field_paths() {
     assert_eq!(
         summary(&c),
         vec![
-            ("repeat".into(), "spec".into(), Reason::Invalid),
+            ("repeat".into(), "spec.fallbacks".into(), Reason::Invalid),
             (
                 "weights".into(),
                 "spec.backends[0].weight".into(),
@@ -817,5 +858,7 @@ fn over_long_gateway_secret_keys_are_refused() {
 
 #[path = "cache_tests.rs"]
 mod cache_tests;
+#[path = "guardrails_tests.rs"]
+mod guardrails_tests;
 #[path = "rate_limit_tests.rs"]
 mod rate_limits;

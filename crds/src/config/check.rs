@@ -159,6 +159,11 @@ fn check_route(
     if let Some(c) = &r.cache {
         check_cache(r, c, errors);
     }
+    if let Some(g) = &r.guardrails {
+        for problem in g.problems() {
+            errors.push(format!("route {}: {problem}", r.id));
+        }
+    }
     if r.retry.attempts == 0 {
         errors.push(format!("route {}: retry.attempts must be at least 1", r.id));
     }

@@ -6,6 +6,7 @@
 //! [`GatewayConfig::validate`], and swaps it in.
 
 mod check;
+mod guardrails;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 pub use crate::provider::ProviderType;
 pub use crate::route::{CacheScope, RateLimitKey, RetryOn};
 pub use check::ConfigError;
+pub use guardrails::{Detector, DetectorConfig, GuardrailAction, GuardrailScope, GuardrailsConfig};
 
 /// The contract's version. A gateway refuses configs of a version it does not know.
 pub const CONFIG_VERSION: u32 = 1;
@@ -247,6 +249,9 @@ pub struct RouteConfig {
     /// Response caching, when the route asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,
+    /// Checks on prompts and answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<GuardrailsConfig>,
     /// Rate limits; a request must fit every one. At most one per `per`, sorted by it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimitConfig>,

@@ -33,6 +33,14 @@ pub fn scoped(route: &str, scope: &str, operation: &str) -> Sha256 {
     h
 }
 
+/// Writes the route's guardrails into a key: answers stored under other guardrails (before a
+/// `block` rule was added, or with other redactions) are not served under these.
+pub fn guardrails(out: &mut Sha256, config: Option<&tollgate_crds::config::GuardrailsConfig>) {
+    if let Some(g) = config {
+        hash_json(out, g);
+    }
+}
+
 /// Writes serialized JSON straight into a hasher (no intermediate buffer).
 struct HashWriter<'a>(&'a mut Sha256);
 
@@ -146,6 +154,38 @@ pub fn embeddings(req: &EmbeddingsRequest, out: &mut Sha256) -> bool {
             rest: Rest(&req.rest),
         },
     )
+}
+
+#[derive(Serialize)]
+struct MessagesView<'a> {
+    door: &'static str,
+    format: &'static str,
+    headers: Vec<(&'a str, &'a [u8])>,
+    body: Map<String, Value>,
+}
+
+/// Writes an Anthropic Messages request's canonical form: the client's body with `model`,
+/// `metadata` and `stream` left out (the answer's format stands for `stream`), objects
+/// sorted, plus the `anthropic-version`/`-beta` headers, which change what Anthropic
+/// answers. The door is named, so a Messages answer never meets a chat one.
+pub fn messages(req: &crate::wire::anthropic::MessagesRequest, out: &mut Sha256) -> bool {
+    let Ok(mut body) = serde_json::from_str::<Map<String, Value>>(req.raw.get()) else {
+        return false;
+    };
+    for label in ["model", "metadata", "stream"] {
+        body.remove(label);
+    }
+    let view = MessagesView {
+        door: "anthropic-messages",
+        format: if req.is_stream() { "sse" } else { "json" },
+        headers: req
+            .forward_headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect(),
+        body,
+    };
+    hash_json(out, &view)
 }
 
 #[cfg(test)]

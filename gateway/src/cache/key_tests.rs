@@ -107,3 +107,47 @@ fn the_semantic_context_is_everything_but_the_last_user_message() {
         json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]);
     assert!(ctx(with(base(), "messages", assistant_last)).is_none());
 }
+
+#[test]
+fn messages_keys_ignore_model_metadata_and_order_but_not_content_format_or_beta() {
+    use crate::wire::anthropic::MessagesRequest;
+    let key = |body: &str, beta: Option<&str>| -> Key {
+        let mut req: MessagesRequest = serde_json::from_str(body).unwrap();
+        if let Some(b) = beta {
+            req.forward_headers.push((
+                http::HeaderName::from_static("anthropic-beta"),
+                http::HeaderValue::from_str(b).unwrap(),
+            ));
+        }
+        let mut h = scoped("r", "s", "chat");
+        assert!(messages(&req, &mut h));
+        h.finalize().into()
+    };
+    let a = key(
+        r#"{"model":"a","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+        None,
+    );
+    let reordered = key(
+        r#"{"messages":[{"role":"user","content":"hi"}],"metadata":{"user_id":"u"},"max_tokens":5,"model":"b"}"#,
+        None,
+    );
+    assert_eq!(
+        a, reordered,
+        "model, metadata and field order do not matter"
+    );
+    let other = key(
+        r#"{"model":"a","max_tokens":5,"messages":[{"role":"user","content":"ho"}]}"#,
+        None,
+    );
+    assert_ne!(a, other);
+    let stream = key(
+        r#"{"model":"a","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        None,
+    );
+    assert_ne!(a, stream, "a stream is stored apart from a JSON answer");
+    let beta = key(
+        r#"{"model":"a","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+        Some("prompt-caching-2024-07-31"),
+    );
+    assert_ne!(a, beta, "a beta header can change the answer");
+}

@@ -212,6 +212,7 @@ pub async fn lookup<O: Operation>(
     }
     let scope = scope_label(policy.scope, identity);
     let mut hasher = key::scoped(&route.id, &scope, O::NAME);
+    key::guardrails(&mut hasher, route.config.guardrails.as_ref());
     if !O::cache_key(req, &mut hasher) {
         metrics.bypass(&route.id, "uncacheable");
         return Lookup::Miss(Pending::bypass());
@@ -239,6 +240,7 @@ pub async fn lookup<O: Operation>(
     }
     if let Some(s) = &policy.semantic {
         let mut context = key::scoped(&route.id, &scope, O::NAME);
+        key::guardrails(&mut context, route.config.guardrails.as_ref());
         if let Some(text) = O::semantic_prompt(req, &mut context) {
             let scope_key: Key = context.finalize().into();
             match semantic::embed(shared, &s.embedding_route, &text, headers, request_id).await {

@@ -64,6 +64,7 @@ pub(super) fn hit<O: Operation>(
                     "hit"
                 }),
                 cost_saved_usd: Some(entry.cost_usd),
+                guardrails: Vec::new(),
             },
             &shared.metrics,
         );

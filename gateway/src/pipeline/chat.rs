@@ -9,10 +9,11 @@ use super::{
 use crate::{
     error::GatewayError,
     failure::Failure,
+    guardrails::PromptText,
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime, tokens},
     upstream::UpstreamResponse,
-    wire::openai::ChatRequest,
+    wire::openai::{ChatRequest, Content, ContentPart, Role},
 };
 
 /// The chat operation.
@@ -96,5 +97,43 @@ impl Operation for Chat {
 
     fn semantic_prompt(req: &ChatRequest, context: &mut sha2::Sha256) -> Option<String> {
         crate::cache::key::chat_semantic(req, context)
+    }
+
+    fn prompt_text_mut(req: &mut ChatRequest) -> Option<Vec<PromptText<'_>>> {
+        let mut out = Vec::new();
+        for m in &mut req.messages {
+            let instructions = matches!(m.role, Role::System | Role::Developer);
+            match &mut m.content {
+                Some(Content::Text(text)) => out.push(PromptText { text, instructions }),
+                Some(Content::Parts(parts)) => {
+                    for part in parts {
+                        if let ContentPart::Text { text } = part {
+                            out.push(PromptText { text, instructions });
+                        }
+                    }
+                }
+                None => {}
+            }
+            for call in m.tool_calls.iter_mut().flatten() {
+                out.push(PromptText {
+                    text: &mut call.function.arguments,
+                    instructions: false,
+                });
+            }
+        }
+        Some(out)
+    }
+
+    fn answer_text_mut(body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
+        let choices = body.get_mut("choices")?.as_array_mut()?;
+        Some(
+            choices
+                .iter_mut()
+                .filter_map(|c| match c.pointer_mut("/message/content") {
+                    Some(serde_json::Value::String(s)) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+        )
     }
 }

@@ -8,11 +8,12 @@ use super::{Answer, JsonAnswer, Operation, call::Clock};
 use crate::{
     error::GatewayError,
     failure::Failure,
+    guardrails::PromptText,
     metrics::TokenCounts,
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime},
     upstream::UpstreamResponse,
-    wire::openai::EmbeddingsRequest,
+    wire::openai::{EmbeddingsInput, EmbeddingsRequest},
 };
 
 /// The embeddings operation.
@@ -81,5 +82,28 @@ impl Operation for Embeddings {
 
     fn cache_key(req: &EmbeddingsRequest, out: &mut sha2::Sha256) -> bool {
         crate::cache::key::embeddings(req, out)
+    }
+
+    fn prompt_text_mut(req: &mut EmbeddingsRequest) -> Option<Vec<PromptText<'_>>> {
+        let texts: Vec<&mut String> = match &mut req.input {
+            EmbeddingsInput::One(s) => vec![s],
+            EmbeddingsInput::Many(v) => v.iter_mut().collect(),
+            // Token ids cannot be checked: a guarded route refuses them.
+            EmbeddingsInput::Tokens(_) => return None,
+        };
+        Some(
+            texts
+                .into_iter()
+                .map(|text| PromptText {
+                    text,
+                    instructions: false,
+                })
+                .collect(),
+        )
+    }
+
+    fn answer_text_mut(_body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
+        // Vectors: no text to check.
+        Some(Vec::new())
     }
 }

@@ -33,6 +33,7 @@ pub mod call;
 pub mod chat;
 pub mod embeddings;
 pub mod encode;
+pub mod guard;
 pub mod messages;
 pub mod passthrough;
 pub mod pays;
@@ -60,6 +61,7 @@ use crate::{
     config::ConfigState,
     error::GatewayError,
     failure::Failure,
+    guardrails::{self, PromptText},
     metrics::{Metrics, RequestLabels, TokenCounts},
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     resilience::health::HealthSettings,
@@ -88,8 +90,8 @@ pub struct Shared {
 pub trait Operation: Send + Sync + 'static {
     /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`, `count_tokens`).
     const NAME: &'static str;
-    /// The client's request.
-    type Request: DeserializeOwned + Send + Sync;
+    /// The client's request (`Clone`: prompt guardrails redact a copy).
+    type Request: DeserializeOwned + Clone + Send + Sync;
 
     /// The model (route name or alias) asked for.
     fn model(req: &Self::Request) -> &str;
@@ -154,6 +156,20 @@ pub trait Operation: Send + Sync + 'static {
     /// For the semantic cache: writes the request's context (all but the prompt compared by
     /// meaning) and returns that prompt's text. `None`: no semantic matching.
     fn semantic_prompt(_req: &Self::Request, _context: &mut sha2::Sha256) -> Option<String> {
+        None
+    }
+
+    /// Every text part of the prompt a provider will read, mutably (guardrails redact in
+    /// place, on a copy), each marked whether it is the application's own instructions.
+    /// `None`: this operation cannot show its prompt, so a route with prompt guardrails
+    /// refuses it rather than pass it unchecked.
+    fn prompt_text_mut(_req: &mut Self::Request) -> Option<Vec<PromptText<'_>>> {
+        None
+    }
+
+    /// The answer's text in a JSON answer body as the client gets it, mutably. `None`: this
+    /// operation cannot show it, so a route that checks answers refuses to return it.
+    fn answer_text_mut(_body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
         None
     }
 }
@@ -256,6 +272,7 @@ async fn run<O: Operation>(
             }
         }
     };
+    let fired = guardrails::Fired::new(route.guardrails.clone());
     let mut bill = Some(pays::Bill {
         pays: Arc::clone(&shared.pays),
         identity,
@@ -263,7 +280,14 @@ async fn run<O: Operation>(
         request_id: request_id.to_owned(),
         limits: limited.ticket,
         cache: cache.usage_label(),
+        guardrails: fired.clone(),
     });
+    // Prompt guardrails: may refuse, or rewrite the prompt (`req` is then the redacted copy).
+    let checks = route.guardrails.as_ref();
+    let route_id = &route.config.id;
+    let checked = guard::prompt::<O>(shared, checks, req, prompt.tokens, route_id, &fired).await;
+    let redacted = checked.inspect_err(|_| bill.take().map_or((), pays::Bill::release))?;
+    let req = redacted.as_ref().unwrap_or(req);
     if plan.backends.is_empty() {
         if let Some(b) = bill.take() {
             b.release();
@@ -363,16 +387,22 @@ async fn run<O: Operation>(
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
-                let cost = settle.finish(None, json.total_tokens, json.tokens, busy);
-                cache.store_json(&served, &json.body, cost);
-                respond::json(json.body, &served, cost)
+                let body = guard::answer::<O>(shared, checks, json.body, route_id, &fired).await;
+                let error = body.as_ref().err().map(GatewayError::metric_label);
+                let cost = settle.finish(error, json.total_tokens, json.tokens, busy);
+                let body = body?;
+                cache.store_json(&served, &body, cost);
+                respond::json(body, &served, cost)
             }
             Answer::Stream(answer) => {
                 let StreamAnswer { reader, encoder } = *answer;
-                let hooks = encode::StreamHooks {
+                let mut hooks = encode::StreamHooks {
                     tap: cache.tap(&served),
                     ..Default::default()
                 };
+                hooks
+                    .filters
+                    .extend(guard::stream_filter(shared, checks, &route.id, &fired));
                 respond::stream(reader, encoder, hooks, settle, &served)
             }
         };

@@ -49,6 +49,8 @@ pub struct Bill {
     pub limits: Option<crate::limits::Ticket>,
     /// On a cached route, how the cache served it (`miss`, `bypass`), for the usage record.
     pub cache: Option<&'static str>,
+    /// The guardrail rules that fired, for the usage record.
+    pub guardrails: crate::guardrails::Fired,
 }
 
 /// Authenticates a request to `route_id`.
@@ -206,6 +208,7 @@ impl Bill {
                     status,
                     cache: self.cache,
                     cost_saved_usd: None,
+                    guardrails: self.guardrails.names(),
                 },
                 metrics,
             );

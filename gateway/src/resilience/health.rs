@@ -141,7 +141,8 @@ pub fn is_backend_fault(kind: FailureKind) -> bool {
         FailureKind::BadRequest
         | FailureKind::ContextWindowExceeded
         | FailureKind::ContentTooLarge
-        | FailureKind::RateLimited => false,
+        | FailureKind::RateLimited
+        | FailureKind::ContentPolicy => false,
     }
 }
 

@@ -87,6 +87,8 @@ pub struct RouteRuntime {
     pub smallest_window: Option<u32>,
     /// The longest total timeout of any of its backends (the walk's deadline).
     pub longest_total: std::time::Duration,
+    /// Its guardrails, compiled.
+    pub guardrails: Option<Arc<crate::guardrails::RouteGuardrails>>,
 }
 
 impl RouteRuntime {
@@ -116,6 +118,16 @@ impl RouteRuntime {
                 .chain(rules.iter().flat_map(|r| &r.list.backends))
         };
         let token_quota = every().any(|b| b.provider.limits_tokens());
+        let guardrails = config
+            .guardrails
+            .as_ref()
+            .map(|g| crate::guardrails::RouteGuardrails::compile(g).map(Arc::new))
+            .transpose()
+            .map_err(|(rule, error)| PatternError {
+                route: config.id.clone(),
+                rule: format!("guardrails.{rule}"),
+                error,
+            })?;
         let smallest_window = every().filter_map(|b| b.context_window).min();
         Ok(Self {
             list,
@@ -127,6 +139,7 @@ impl RouteRuntime {
             token_quota,
             smallest_window,
             longest_total: std::time::Duration::from_millis(longest),
+            guardrails,
             rules,
             id: Arc::from(config.id.as_str()),
             config: config.clone(),

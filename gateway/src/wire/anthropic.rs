@@ -15,7 +15,7 @@ use serde::{
 use serde_json::{Map, Value, value::RawValue};
 
 /// `POST /v1/messages` (and `/v1/messages/count_tokens`) body.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MessagesRequest {
     /// The client's body as it came.
     pub raw: Box<RawValue>,

@@ -58,6 +58,7 @@ pub(crate) fn fake_api() -> FakeApi {
             plural: "servicemonitors".into(),
             namespaced: true,
             status_subresource: false,
+            list_maps: Vec::new(),
         })
         .build()
 }

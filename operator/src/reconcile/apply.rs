@@ -2,7 +2,7 @@
 //! the cluster differs, and in an order that never leaves the gateway with a config naming
 //! a key its Secret lacks: new keys first, then the config, then removal of old keys.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::{
     ByteString,
@@ -13,6 +13,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 
+use super::own_objects::Desired;
 use crate::{
     metrics::Metrics,
     render::{self, ConfigText, GatewayObjects},
@@ -26,6 +27,7 @@ pub async fn write(
     config: &ConfigText,
     secret_data: &BTreeMap<String, Vec<u8>>,
     metrics: &Metrics,
+    own: &Desired,
 ) -> Result<usize, kube::Error> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &names.namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
@@ -33,6 +35,10 @@ pub async fn write(
     let mut writes = 0;
 
     let desired_secret = render::secret(secret_data, names);
+    let desired_map = render::config_map(config, names);
+    // Recorded before writing, so the watch's echo of our own write wakes nothing.
+    own.secret.store(Some(Arc::new(desired_secret.clone())));
+    own.config_map.store(Some(Arc::new(desired_map.clone())));
     let live_secret = secrets.get_opt(&names.secret).await?;
     let live_data = live_secret.as_ref().map(secret_data_of).unwrap_or_default();
     let mut secret_current = live_secret
@@ -54,7 +60,6 @@ pub async fn write(
     }
 
     // 2. The config.
-    let desired_map = render::config_map(config, names);
     let live_map = config_maps.get_opt(&names.config_map).await?;
     if !live_map.is_some_and(|m| same_config_map(&m, &desired_map)) {
         config_maps
@@ -97,7 +102,7 @@ fn same_meta(
     contains(&live.labels, &desired.labels) && contains(&live.annotations, &desired.annotations)
 }
 
-fn same_config_map(live: &ConfigMap, desired: &ConfigMap) -> bool {
+pub(crate) fn same_config_map(live: &ConfigMap, desired: &ConfigMap) -> bool {
     fn same<V: PartialEq>(
         a: &Option<BTreeMap<String, V>>,
         b: &Option<BTreeMap<String, V>>,
@@ -109,7 +114,7 @@ fn same_config_map(live: &ConfigMap, desired: &ConfigMap) -> bool {
         && same_meta(&live.metadata, &desired.metadata)
 }
 
-fn same_secret(live: &Secret, desired: &Secret) -> bool {
+pub(crate) fn same_secret(live: &Secret, desired: &Secret) -> bool {
     let empty = BTreeMap::<String, ByteString>::new();
     live.data.as_ref().unwrap_or(&empty) == desired.data.as_ref().unwrap_or(&empty)
         && live.type_ == desired.type_

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use tollgate_crds::{
     LLMBudget, LLMProvider, LLMRoute,
-    compile::{Compiled, Inputs, Kind, ObjectRef, compile, object_ref},
+    compile::{Compiled, Inputs, Kind, ObjectRef, object_ref},
     config::GatewayConfig,
     manifests::gateway_secret_data,
 };
@@ -100,8 +100,18 @@ async fn round(
         index.forbid_namespace(ns);
     }
     let providers: Vec<LLMProvider> = providers.iter().map(|p| (**p).clone()).collect();
-    let routes: Vec<LLMRoute> = ctx.routes.all().iter().map(|r| (**r).clone()).collect();
-    let budgets: Vec<LLMBudget> = ctx.budgets.all().iter().map(|b| (**b).clone()).collect();
+    let routes: Vec<LLMRoute> = ctx
+        .routes
+        .all()
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
+    let budgets: Vec<LLMBudget> = ctx
+        .budgets
+        .all()
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
     let generations: HashMap<ObjectRef, Option<i64>> = providers
         .iter()
         .map(|p| (object_ref(Kind::LLMProvider, p), p.metadata.generation))
@@ -125,24 +135,34 @@ async fn round(
         tracing::warn!(secret = %p.secret, field = %p.field, "client key refused: {}", p.message);
     }
     let built = tokio::task::spawn_blocking(move || {
-        let mut compiled = compile(&Inputs {
+        let inputs = Inputs {
             providers: &providers,
             routes: &routes,
             budgets: &budgets,
             secrets: &index,
             catalogue,
+        };
+        // A config too large for the ConfigMap leaves out its newest objects, not everyone.
+        crate::fit::compile_to_fit(&inputs, |compiled| {
+            compiled.config.client_keys = keys.clone();
+            compiled.config.keyed_namespaces = keyed_namespaces.clone();
         })
-        .map_err(|e| e.to_string())?;
-        compiled.config.client_keys = keys;
-        compiled.config.keyed_namespaces = keyed_namespaces;
-        let text = render::config_text(&compiled);
-        Ok::<_, String>((compiled, text))
+        .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())
     .and_then(|built| built);
     let (compiled, text) = match built {
-        Ok(built) => built,
+        Ok(fitted) => {
+            if fitted.left_out > 0 {
+                tracing::warn!(
+                    left_out = fitted.left_out,
+                    compiles = fitted.compiles,
+                    "the config would not fit in its ConfigMap; the newest objects are left out (ConfigTooLarge)"
+                );
+            }
+            (fitted.compiled, fitted.text)
+        }
         Err(e) => {
             // Our own validators failed to build (a defect): nothing can be compiled.
             tracing::error!(error = %e, "cannot compile");
@@ -157,8 +177,13 @@ async fn round(
             };
         }
     };
+
+    let unreadable =
+        ctx.providers.unreadable() + ctx.routes.unreadable() + ctx.budgets.unreadable();
     ctx.metrics
-        .set_problems(compiled.problems.iter().map(|p| p.reason.as_str()));
+        .set_problems(compiled.problems.iter().map(|p| p.reason.as_str()).chain(
+            std::iter::repeat_n(super::unreadable::UNREADABLE, unreadable),
+        ));
 
     let text = match text {
         Ok(text) => text,
@@ -199,7 +224,16 @@ async fn round(
         };
     }
     let names = &ctx.settings.gateway;
-    match apply::write(&ctx.client, names, &text, &secret_data, &ctx.metrics).await {
+    match apply::write(
+        &ctx.client,
+        names,
+        &text,
+        &secret_data,
+        &ctx.metrics,
+        &ctx.own,
+    )
+    .await
+    {
         Ok(writes) => {
             if writes > 0 {
                 tracing::info!(

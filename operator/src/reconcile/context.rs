@@ -13,6 +13,7 @@ use arc_swap::ArcSwapOption;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Client,
+    core::DeserializeGuard,
     runtime::{events::Recorder, reflector::Store},
 };
 use tokio::sync::{Notify, watch};
@@ -23,13 +24,15 @@ use tollgate_crds::{
 use super::{gateways::GatewayView, outcome::Outcome, secrets::SecretWatches};
 use crate::{metrics::Metrics, settings::Settings};
 
-/// Reflector stores of one kind: one per watched namespace, or one for all.
+/// Reflector stores of one kind: one per watched namespace, or one for all. They hold
+/// every object, readable or not ([`DeserializeGuard`]): one object the operator cannot
+/// read must not stall its kind's watch.
 pub struct Stores<K: kube::Resource + 'static>
 where
     K::DynamicType: std::hash::Hash + Eq,
 {
     /// The stores.
-    pub stores: Vec<Store<K>>,
+    pub stores: Vec<Store<DeserializeGuard<K>>>,
 }
 
 impl<K> Stores<K>
@@ -37,9 +40,22 @@ where
     K: kube::Resource + Clone + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
-    /// Every object in every store.
+    /// Every readable object in every store (copies: the stores hold guards).
     pub fn all(&self) -> Vec<Arc<K>> {
-        self.stores.iter().flat_map(Store::state).collect()
+        self.stores
+            .iter()
+            .flat_map(Store::state)
+            .filter_map(|guard| guard.0.as_ref().ok().map(|k| Arc::new(k.clone())))
+            .collect()
+    }
+
+    /// How many objects cannot be read.
+    pub fn unreadable(&self) -> usize {
+        self.stores
+            .iter()
+            .flat_map(Store::state)
+            .filter(|guard| guard.0.is_err())
+            .count()
     }
 
     /// Waits until every store has finished its first list.
@@ -84,6 +100,8 @@ pub struct Context {
     pub pods: Store<Pod>,
     /// The referenced Secrets.
     pub secrets: Arc<SecretWatches>,
+    /// What the config task last wrote, for the watches on it (`own_objects.rs`).
+    pub own: super::own_objects::Desired,
     /// Client-key Secrets, hashed (`client_keys.rs`).
     pub client_keys: Arc<super::client_keys::ClientKeys>,
     /// The latest compile-and-write round.
@@ -105,6 +123,8 @@ pub struct Context {
     /// reconcile can run before the watch delivers our own write, and must not write (or
     /// announce) it twice. Entries are trusted for [`WRITTEN_TTL`].
     pub written: Mutex<HashMap<String, Written>>,
+    /// Unreadable objects already reported, by uid, with the generation reported.
+    pub unreadable_reported: Mutex<HashMap<String, Option<i64>>>,
     /// Set once the first config has been written.
     configured: AtomicBool,
 }
@@ -151,6 +171,7 @@ impl Context {
             budgets: stores.2,
             pods,
             secrets,
+            own: super::own_objects::Desired::default(),
             client_keys: Arc::new(super::client_keys::ClientKeys::new(inputs_changed.clone())),
             outcome: ArcSwapOption::empty(),
             view: ArcSwapOption::empty(),
@@ -160,6 +181,7 @@ impl Context {
             recorder,
             failures: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
+            unreadable_reported: Mutex::new(HashMap::new()),
             configured: AtomicBool::new(false),
         }
     }

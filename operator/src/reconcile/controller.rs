@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
+    core::DeserializeGuard,
     runtime::{
         controller::Action,
         events::{Event, EventType},
@@ -25,7 +26,7 @@ use super::{
     context::{Context, WRITTEN_TTL, Written},
     status,
 };
-use crate::settings::FIELD_MANAGER;
+use crate::settings::STATUS_FIELD_MANAGER;
 
 /// One of the three kinds, as the status controller sees it.
 pub trait Tracked:
@@ -44,10 +45,13 @@ pub trait Tracked:
     fn conditions(&self) -> &[Condition];
     /// The stored `status.observedGeneration`.
     fn observed_generation(&self) -> Option<i64>;
+    /// The status count field of the kind's counted printer column: its name, the count
+    /// the spec gives, and the stored value.
+    fn count(&self) -> Option<(&'static str, i64, Option<i64>)>;
 }
 
 macro_rules! tracked {
-    ($t:ty, $kind:expr) => {
+    ($t:ty, $kind:expr, $count:expr) => {
         impl Tracked for $t {
             const KIND: Kind = $kind;
             fn conditions(&self) -> &[Condition] {
@@ -58,13 +62,29 @@ macro_rules! tracked {
             fn observed_generation(&self) -> Option<i64> {
                 self.status.as_ref().and_then(|s| s.observed_generation)
             }
+            fn count(&self) -> Option<(&'static str, i64, Option<i64>)> {
+                let count: fn(&Self) -> Option<(&'static str, i64, Option<i64>)> = $count;
+                count(self)
+            }
         }
     };
 }
 
-tracked!(LLMProvider, Kind::LLMProvider);
-tracked!(LLMRoute, Kind::LLMRoute);
-tracked!(LLMBudget, Kind::LLMBudget);
+fn len(items: usize) -> i64 {
+    i64::try_from(items).unwrap_or(i64::MAX)
+}
+
+tracked!(LLMProvider, Kind::LLMProvider, |p| Some((
+    "modelCount",
+    len(p.spec.models.len()),
+    p.status.as_ref().and_then(|s| s.model_count)
+)));
+tracked!(LLMRoute, Kind::LLMRoute, |r| Some((
+    "backendCount",
+    len(r.spec.backends.len()),
+    r.status.as_ref().and_then(|s| s.backend_count)
+)));
+tracked!(LLMBudget, Kind::LLMBudget, |_| None);
 
 /// Why a status reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -74,24 +94,35 @@ pub enum ReconcileError {
     Status(#[source] kube::Error),
 }
 
-/// Reconciles one object's status.
+/// Reconciles one object's status; an object the operator cannot read is reported instead
+/// ([`unreadable`](super::unreadable)).
 pub async fn reconcile<K: Tracked>(
-    object: Arc<K>,
+    object: Arc<DeserializeGuard<K>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let result = reconcile_status(&*object, &ctx).await;
+    let uid = key(&*object);
+    let result = match &object.0 {
+        Ok(object) => {
+            ctx.unreadable_reported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&uid);
+            reconcile_status(object, &ctx).await
+        }
+        Err(invalid) => super::unreadable::report(&*object, invalid, &uid, &ctx).await,
+    };
     ctx.metrics
         .reconciled(K::KIND.as_str(), started.elapsed(), result.is_err());
     if result.is_ok() {
-        ctx.succeeded(&key(&*object));
+        ctx.succeeded(&uid);
     }
     result
 }
 
 /// Requeues a failed object with exponential backoff.
 pub fn error_policy<K: Tracked>(
-    object: Arc<K>,
+    object: Arc<DeserializeGuard<K>>,
     error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
@@ -107,7 +138,7 @@ pub fn error_policy<K: Tracked>(
     Action::requeue(delay)
 }
 
-fn key<K: Tracked>(object: &K) -> String {
+fn key<K: Resource>(object: &K) -> String {
     object.uid().unwrap_or_else(|| {
         format!(
             "{}/{}",
@@ -155,24 +186,33 @@ async fn reconcile_status<K: Tracked>(object: &K, ctx: &Context) -> Result<Actio
         }
     };
     let (changed, transitions) = status::merge(&mut conditions, desired);
-    if !changed && (just_written || object.observed_generation() == generation) {
+    let count = object.count();
+    let count_current = count.is_none_or(|(_, want, stored)| stored == Some(want));
+    if !changed && (just_written || (object.observed_generation() == generation && count_current)) {
         return Ok(Action::await_change());
     }
 
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({
+    // Server-side apply: this manager owns exactly these fields; what others write into
+    // status (the spend task's fields, another tool's condition type) stays.
+    let mut patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
         "status": {
             "observedGeneration": generation,
             "conditions": conditions,
         }
     });
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    };
-    api.patch_status(&name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(ReconcileError::Status)?;
+    if let Some((field, value, _)) = count {
+        patch["status"][field] = json!(value);
+    }
+    api.patch_status(
+        &name,
+        &PatchParams::apply(STATUS_FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(ReconcileError::Status)?;
     ctx.written
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -3,7 +3,8 @@
 //! - reflectors on the three kinds (all namespaces, or one per watched namespace) feed the
 //!   per-kind status [`controller`]s and wake the [`config`] task;
 //! - the config task compiles everything, writes the gateway's ConfigMap and Secret
-//!   ([`apply`]) and starts/stops the field-selected [`secrets`] watches;
+//!   ([`apply`]) and starts/stops the field-selected [`secrets`] watches; watches on its
+//!   own ConfigMap and Secret ([`own_objects`]) wake it when someone else changes them;
 //! - the [`poller`] asks gateway pods what they serve ([`gateways`]);
 //! - the controllers turn the [`outcome`] and the pods' reports into [`status`].
 
@@ -15,10 +16,12 @@ pub mod context;
 pub mod controller;
 pub mod gateways;
 pub mod outcome;
+pub mod own_objects;
 pub mod poller;
 pub mod secrets;
 pub mod spend;
 pub mod status;
+pub mod unreadable;
 pub mod within_budget;
 
 #[cfg(test)]
@@ -30,6 +33,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt, future::BoxFuture, stream
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
+    core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
@@ -96,6 +100,7 @@ impl Operator {
 
         let mut tasks: Vec<BoxFuture<'static, ()>> = vec![
             config::run(context.clone()).boxed(),
+            own_objects::run(context.clone()).boxed(),
             poller::run(context.clone()).boxed(),
             spend::run(context.clone()).boxed(),
             crate::deploy::run(context.clone()).boxed(),
@@ -127,10 +132,11 @@ impl Operator {
     }
 }
 
-type ObjectStream<K> = Pin<Box<dyn stream::Stream<Item = Result<K, watcher::Error>> + Send>>;
+type ObjectStream<K> =
+    Pin<Box<dyn stream::Stream<Item = Result<DeserializeGuard<K>, watcher::Error>> + Send>>;
 
 /// A store and the reflector stream that fills it (driven by its controller).
-type Reflected<K> = (Store<K>, ObjectStream<K>);
+type Reflected<K> = (Store<DeserializeGuard<K>>, ObjectStream<K>);
 
 /// Reflectors for kind `K`: one for all namespaces, or one per watched namespace (one
 /// store cannot hold several namespaces' lists, since each relist replaces it).
@@ -139,7 +145,7 @@ fn reflect<K: Tracked>(
     namespaces: &[String],
     changed: &Arc<Notify>,
 ) -> (Stores<K>, Vec<Reflected<K>>) {
-    let apis: Vec<Api<K>> = if namespaces.is_empty() {
+    let apis: Vec<Api<DeserializeGuard<K>>> = if namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
         namespaces
@@ -152,16 +158,56 @@ fn reflect<K: Tracked>(
     for api in apis {
         let (reader, writer) = reflector::store();
         let changed = changed.clone();
+        let mut generations = Generations::default();
         let stream = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .reflect(writer)
-            .inspect_ok(move |_| changed.notify_one())
+            .inspect_ok(move |event| {
+                if generations.changes_compile(event) {
+                    changed.notify_one();
+                }
+            })
             .applied_objects()
             .boxed();
         stores.push(reader.clone());
         streams.push((reader, stream));
     }
     (Stores { stores }, streams)
+}
+
+/// The generation of every object a reflector has seen, so that only what compile reads
+/// (the spec, which bumps the generation; objects appearing and going) wakes the config
+/// task. Status writes (the operator's own, after every compile) do not: at 10,000 routes
+/// each needless round costs seconds of CPU.
+#[derive(Default)]
+struct Generations(std::collections::HashMap<String, Option<i64>>);
+
+impl Generations {
+    fn changes_compile<K: kube::Resource>(&mut self, event: &watcher::Event<K>) -> bool {
+        let key = |o: &K| {
+            let m = o.meta();
+            m.uid.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/{}",
+                    m.namespace.as_deref().unwrap_or_default(),
+                    m.name.as_deref().unwrap_or_default()
+                )
+            })
+        };
+        match event {
+            watcher::Event::Init => false,
+            // A relist may have dropped objects deleted meanwhile.
+            watcher::Event::InitDone => true,
+            watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+                let generation = o.meta().generation;
+                self.0.insert(key(o), generation) != Some(generation)
+            }
+            watcher::Event::Delete(o) => {
+                self.0.remove(&key(o));
+                true
+            }
+        }
+    }
 }
 
 /// A reflector on the gateway pods; the returned future drives it.

@@ -13,7 +13,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use kube::{
-    Api, ResourceExt,
+    Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
 };
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -22,6 +22,7 @@ use serde_json::json;
 use tollgate_crds::LLMBudget;
 
 use super::{admin_http::exchange, context::Context, gateways::admin_address};
+use crate::settings::SPEND_FIELD_MANAGER;
 
 /// One pod's `/budgets`.
 #[derive(Debug, Deserialize)]
@@ -124,7 +125,10 @@ async fn round(ctx: &Context) {
         if unchanged {
             continue;
         }
-        let patch = json!({"status": {
+        let patch = json!({
+            "apiVersion": LLMBudget::api_version(&()),
+            "kind": LLMBudget::kind(&()),
+            "status": {
             "spent": spent,
             "remaining": remaining,
             "periodStart": standing.period_start,
@@ -134,8 +138,8 @@ async fn round(ctx: &Context) {
         if let Err(e) = api
             .patch_status(
                 &budget.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
+                &PatchParams::apply(SPEND_FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
             )
             .await
         {

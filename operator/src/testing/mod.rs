@@ -7,6 +7,19 @@
 //! list and watch with selectors, merge patch, a simplified server-side apply, the status
 //! subresource, generation, finalizers, owner-reference cascades and 410 on stale watches.
 //!
+//! Server-side apply, as modelled: the applied fields merge into the live object and are
+//! recorded per manager (and per subresource: an apply on `/status` has its own entry); a
+//! field a manager stops applying is removed; lists are replaced whole, except lists a
+//! CRD's schema declares `x-kubernetes-list-type: map` (reached through object properties,
+//! e.g. `status.conditions`), whose items merge by their keys and are owned item by item.
+//!
+//! What it does not model (a test relying on these needs a real API server): conflicts
+//! between managers (no 409 on apply, `force` is implied), fields owned by several
+//! managers at once, list-maps nested in other lists' items, `set` lists, strategic merge
+//! patch (merge patch stands in for it), OpenAPI validation, defaulting and pruning, CEL
+//! rules, admission, pagination (`limit`/`continue` are ignored: a list returns
+//! everything), and `resourceVersionMatch`.
+//!
 //! ```ignore
 //! let fake = FakeApi::new();
 //! let client = fake.client();
@@ -36,6 +49,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 pub use error::ApiError;
+pub use merge::ListMap;
 use service::FakeService;
 use store::{ObjKey, Store, Write, WriteMode};
 
@@ -50,6 +64,8 @@ pub struct KindInfo {
     pub plural: String,
     pub namespaced: bool,
     pub status_subresource: bool,
+    /// Lists server-side apply merges by key (from the CRD schema; none for built-ins).
+    pub list_maps: Vec<ListMap>,
 }
 
 impl KindInfo {
@@ -67,6 +83,7 @@ impl KindInfo {
             plural: K::plural(&()).into_owned(),
             namespaced: <K::Scope as Scope>::NAMESPACED,
             status_subresource,
+            list_maps: Vec::new(),
         }
     }
 
@@ -81,6 +98,15 @@ impl KindInfo {
             .find(|v| v.name == ar.version)
             .and_then(|v| v.subresources.as_ref())
             .is_some_and(|s| s.status.is_some());
+        let list_maps = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.name == ar.version)
+            .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+            .map(|schema| list_maps_of(&schema))
+            .unwrap_or_default();
         Self {
             group: ar.group,
             version: ar.version,
@@ -88,6 +114,7 @@ impl KindInfo {
             plural: ar.plural,
             namespaced: crd.spec.scope == "Namespaced",
             status_subresource: has_status,
+            list_maps,
         }
     }
 
@@ -99,6 +126,38 @@ impl KindInfo {
             format!("{}/{}", self.group, self.version)
         }
     }
+}
+
+/// The `x-kubernetes-list-type: map` lists of a schema reached through object properties.
+fn list_maps_of(schema: &Value) -> Vec<ListMap> {
+    fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<ListMap>) {
+        if schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map") {
+            let keys = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|k| {
+                    k.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(ListMap {
+                path: path.clone(),
+                keys,
+            });
+        }
+        if let Some(Value::Object(properties)) = schema.get("properties") {
+            for (name, child) in properties {
+                path.push(name.clone());
+                walk(child, path, out);
+                path.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out);
+    out
 }
 
 /// Whether a `Resource::Scope` is namespaced; implemented for k8s-openapi's two scopes.

@@ -180,7 +180,7 @@ impl Store {
             if w.mode == WriteMode::Apply && !w.status {
                 let mut body = w.body;
                 set_meta(&mut body, "name", json!(w.name))?;
-                let fields = applied_fields(&body);
+                let fields = applied_fields(&body, &w.kind.list_maps);
                 record_apply(&mut body, w.kind, w.field_manager, false, fields)?;
                 let new = self.prepare(w.kind, &key, None, body, false)?;
                 return Ok(self.commit(key, new, w.dry_run));
@@ -191,8 +191,8 @@ impl Store {
             WriteMode::Replace => w.body,
             WriteMode::Merge => merge_patch(old.clone(), w.body),
             WriteMode::Apply => {
-                let fields = applied_fields(&w.body);
-                let mut applied = apply_merge(old.clone(), w.body);
+                let fields = applied_fields(&w.body, &w.kind.list_maps);
+                let mut applied = apply_merge(old.clone(), w.body, &w.kind.list_maps);
                 let before = previous_fields(&old, w.field_manager, w.status);
                 if let Some(before) = before {
                     remove_unapplied(&mut applied, &before, &fields);
@@ -272,6 +272,10 @@ impl Store {
             (Some(old), true) => {
                 let mut kept = old.clone();
                 set_field(&mut kept, "status", candidate.get("status").cloned())?;
+                // A status apply records its manager's fields too.
+                if let Some(managed) = candidate.pointer("/metadata/managedFields") {
+                    set_meta(&mut kept, "managedFields", managed.clone())?;
+                }
                 kept
             }
             (old, false) => {

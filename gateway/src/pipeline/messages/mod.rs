@@ -175,6 +175,10 @@ impl Operation for Messages {
     fn error_response(e: GatewayError) -> axum::response::Response {
         answer::error_response(e)
     }
+
+    fn cache_key(req: &MessagesRequest, out: &mut sha2::Sha256) -> bool {
+        crate::cache::key::messages(req, out)
+    }
 }
 
 /// Token counting forwarded to an Anthropic backend (see [`count_tokens`]).

@@ -36,8 +36,13 @@ use crate::{
     testing::FakeApi,
 };
 
+mod blast_radius;
+mod own_objects;
 mod rbac;
 mod scale;
+mod status_apply;
+mod unreadable;
+mod wakeups;
 mod with_gateway;
 
 const GATEWAY_NS: &str = "tollgate-system";
@@ -863,79 +868,6 @@ stringData: {{key: "{key}"}}
         h.config()
             .filter(|c| c.to_string().contains(&hash(NEW)) && !c.to_string().contains(&hash(KEY)))
     })
-    .await;
-}
-
-#[tokio::test]
-async fn a_config_over_the_config_map_limit_is_not_written_and_says_why() {
-    let fake = FakeApi::new();
-    apply_yaml(&fake, OPENAI);
-    let h = Harness::start(&fake, SecretPolicy::Any);
-    let first = eventually("the first config", || h.config_map()).await;
-
-    // 40 providers with 16 headers of 4 KB of noise each: about 2.6 MB of config that
-    // gzip cannot bring under 1 MiB.
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut noise = || {
-        (0..250)
-            .map(|_| {
-                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                format!("{:016x}", seed >> 1)
-            })
-            .collect::<String>()
-    };
-    for i in 0..40 {
-        let headers: Vec<Value> = (0..16)
-            .map(|j| json!({"name": format!("x-h{j}"), "value": noise()}))
-            .collect();
-        fake.seed_json(json!({
-            "apiVersion": "llm.tollgate.dev/v1alpha1",
-            "kind": "LLMProvider",
-            "metadata": {"name": format!("big-{i}"), "namespace": GATEWAY_NS},
-            "spec": {"type": "openai-compatible", "baseURL": "http://vllm:8000/v1", "headers": headers,
-                     "models": [{"name": "m", "pricing": {"input": "0", "output": "0"}}]},
-        }))
-        .unwrap();
-    }
-    let cond = h
-        .wait_condition::<LLMRoute>(
-            GATEWAY_NS,
-            "chat",
-            "Programmed",
-            ConditionStatus::False,
-            "ConfigTooLarge",
-        )
-        .await;
-    assert!(
-        cond.message.contains("over the ConfigMap limit"),
-        "{}",
-        cond.message
-    );
-    h.wait_condition::<LLMProvider>(
-        GATEWAY_NS,
-        "big-0",
-        "Ready",
-        ConditionStatus::False,
-        "ConfigTooLarge",
-    )
-    .await;
-    assert_eq!(
-        h.config_map().unwrap().data,
-        first.data,
-        "the last config that fit keeps serving"
-    );
-
-    for i in 0..40 {
-        fake.remove::<LLMProvider>(Some(GATEWAY_NS), &format!("big-{i}"))
-            .unwrap();
-    }
-    h.wait_condition::<LLMRoute>(
-        GATEWAY_NS,
-        "chat",
-        "Programmed",
-        ConditionStatus::False,
-        "NoGatewayPods",
-    )
     .await;
 }
 

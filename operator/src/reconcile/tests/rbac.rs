@@ -84,6 +84,18 @@ fn access(req: &crate::testing::RecordedRequest) -> Access {
         [r, ..] => (*r).to_owned(),
         [] => panic!("no resource in {}", req.path),
     };
+    // A list or watch selecting one name (`fieldSelector=metadata.name=X`) is authorized
+    // as a request for X, so `resourceNames` can restrict it (Kubernetes ≥ 1.11).
+    let selected = req.query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix("fieldSelector="))
+            .map(|f| f.replace("%3D", "=").replace("%3d", "="))
+            .and_then(|f| {
+                f.strip_prefix("metadata.name=")
+                    .filter(|n| !n.contains(',') && !n.contains('%'))
+                    .map(str::to_owned)
+            })
+    });
     let name = rest.get(1).map(|n| (*n).to_owned());
     let watching = req
         .query
@@ -105,7 +117,7 @@ fn access(req: &crate::testing::RecordedRequest) -> Access {
         group,
         resource,
         namespace,
-        name,
+        name: name.or(selected),
     }
 }
 
@@ -115,7 +127,7 @@ fn allowed(grants: &[Grant], a: &Access) -> bool {
             None => true,
             Some(ns) => a.namespace.as_ref() == Some(ns),
         };
-        // resourceNames cannot restrict list, watch or create (no name in the request).
+        // resourceNames cannot restrict create, nor a list or watch without a name selector.
         let named = g.names.is_empty() || a.name.as_ref().is_some_and(|n| g.names.contains(n));
         in_scope
             && named
