@@ -34,6 +34,7 @@ pub mod embeddings;
 pub mod encode;
 pub mod pays;
 pub mod respond;
+pub mod responses;
 pub mod settle;
 pub mod stream;
 pub mod walk;
@@ -127,6 +128,17 @@ pub trait Operation: Send + Sync + 'static {
         upstream: UpstreamResponse,
         clock: Clock,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send;
+
+    /// Runs once the caller is known, before the request is sized and planned (the
+    /// Responses door loads the stored conversation `previous_response_id` names here). The
+    /// request keeps what it learns in a cell of its own.
+    fn prepare(
+        _shared: &Shared,
+        _identity: &crate::identity::Identity,
+        _req: &Self::Request,
+    ) -> impl Future<Output = Result<(), GatewayError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A successful attempt's answer.
@@ -189,6 +201,7 @@ async fn run<O: Operation>(
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
     let identity = pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
+    O::prepare(shared, &identity, req).await?;
     // 2. size, 3. plan, then the budgets in scope reserve the estimate; a full `downgrade`
     // budget sends the request once to its cheaper route.
     let mut downgraded = false;

@@ -8,6 +8,7 @@ mod budgets;
 mod conn;
 mod handle;
 mod models;
+mod responses;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -22,7 +23,7 @@ pub use conn::{BodyTimeout, ConnectionLimits};
 use crate::{
     config::{ConfigSource, ConfigState},
     metrics::Metrics,
-    pipeline::{chat::Chat, embeddings::Embeddings},
+    pipeline::{chat::Chat, embeddings::Embeddings, responses::Responses},
     resilience::health::HealthSettings,
 };
 
@@ -78,6 +79,11 @@ pub fn api_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(handle::handle::<Chat>))
         .route("/v1/embeddings", post(handle::handle::<Embeddings>))
+        .route("/v1/responses", post(handle::handle::<Responses>))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
         .route("/v1/models", get(models::handle))
         .fallback(models::not_found)
         .method_not_allowed_fallback(models::method_not_allowed)

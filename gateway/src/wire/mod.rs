@@ -1,3 +1,4 @@
 //! Wire formats of the gateway's own API.
 
 pub mod openai;
+pub mod responses;
