@@ -14,25 +14,30 @@ use crate::wire::{
     responses::{OutputContent, OutputItem, ResponseObject, ResponseUsage, ResponsesRequest},
 };
 
-/// Item ids derive from the response id (`resp_X` → `msg_X`, `fc_X_0`, `rs_X`), so an answer
-/// is reproducible from its id.
-pub fn item_id(response_id: &str, prefix: &str, index: Option<usize>) -> String {
+/// Item ids derive from the response id and the item's output index (`resp_X` → `rs_X_0`,
+/// `msg_X_1`, `fc_X_2`), so an answer is reproducible from its id.
+pub fn item_id(response_id: &str, prefix: &str, index: usize) -> String {
     let base = response_id.strip_prefix("resp_").unwrap_or(response_id);
-    match index {
-        Some(i) => format!("{prefix}_{base}_{i}"),
-        None => format!("{prefix}_{base}"),
-    }
+    format!("{prefix}_{base}_{index}")
 }
 
 /// The response object for `req` before any output: `in_progress`, no usage.
 pub fn template(req: &ResponsesRequest, id: &str, created_at: i64, model: &str) -> ResponseObject {
-    let text_format = req
+    let mut text_format = req
         .text
         .as_ref()
         .and_then(|t| t.get("format"))
         .filter(|f| !f.is_null())
         .cloned()
         .unwrap_or_else(|| json!({"type": "text"}));
+    if let Some(format) = text_format
+        .as_object_mut()
+        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+    {
+        // The schema requires both; OpenAI's defaults.
+        format.entry("description").or_insert(Value::Null);
+        format.entry("strict").or_insert(Value::Bool(false));
+    }
     let rest_str = |key: &str| req.rest.get(key).and_then(Value::as_str).map(str::to_owned);
     ResponseObject {
         id: id.to_owned(),
@@ -137,7 +142,7 @@ pub fn from_chat(
             .filter(|t| !t.is_empty())
         {
             response.output.push(OutputItem::Reasoning {
-                id: item_id(id, "rs", None),
+                id: item_id(id, "rs", response.output.len()),
                 summary: Vec::new(),
                 content: vec![OutputContent::ReasoningText {
                     text: thinking.to_owned(),
@@ -146,15 +151,15 @@ pub fn from_chat(
         }
         if let Some(text) = message.content.as_deref().filter(|t| !t.is_empty()) {
             response.output.push(OutputItem::Message {
-                id: item_id(id, "msg", None),
+                id: item_id(id, "msg", response.output.len()),
                 status: "completed".into(),
                 role: "assistant".into(),
                 content: vec![OutputContent::text(text)],
             });
         }
-        for (i, call) in message.tool_calls.iter().flatten().enumerate() {
+        for call in message.tool_calls.iter().flatten() {
             response.output.push(OutputItem::FunctionCall {
-                id: item_id(id, "fc", Some(i)),
+                id: item_id(id, "fc", response.output.len()),
                 call_id: call.id.clone(),
                 name: call.function.name.clone(),
                 arguments: call.function.arguments.clone(),

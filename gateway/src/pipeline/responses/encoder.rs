@@ -10,8 +10,8 @@
 //! `response.completed` (or `response.incomplete` when the output limit or a content filter
 //! cut the answer), carrying the whole response with its usage.
 //!
-//! An item stays open until output of another kind begins (reasoning, text, tool calls), so
-//! items never interleave. Reasoning text becomes a `reasoning` item sent whole (added, then
+//! An item stays open until other output begins (reasoning, text, the next tool call), so
+//! items never interleave (providers stream one call after the other). Reasoning text becomes a `reasoning` item sent whole (added, then
 //! done). A failure after the stream started ends it with `response.failed` (the response
 //! with `status: failed` and its `error`) and then an `error` event, never
 //! `response.completed`: SDKs raise instead of taking a cut answer as complete.
@@ -135,7 +135,7 @@ impl ResponsesEncoder {
             Some(index) => index,
             None => {
                 self.close_all("completed", out);
-                let id = item_id(&self.response.id, "rs", Some(self.response.output.len()));
+                let id = item_id(&self.response.id, "rs", self.response.output.len());
                 self.add_item(
                     OutputItem::Reasoning {
                         id,
@@ -161,7 +161,7 @@ impl ResponsesEncoder {
             Some(index) => index,
             None => {
                 self.close_all("completed", out);
-                let id = item_id(&self.response.id, "msg", Some(self.response.output.len()));
+                let id = item_id(&self.response.id, "msg", self.response.output.len());
                 let index = self.add_item(
                     OutputItem::Message {
                         id: id.clone(),
@@ -216,26 +216,19 @@ impl ResponsesEncoder {
             Some(index) if self.open.contains(&index) => index,
             Some(_) => {
                 return Err(Failure::protocol(
-                    "a tool call continued after another kind of output began",
+                    "a tool call continued after other output began",
                 ));
             }
             None => {
-                if self.open.iter().any(|i| {
-                    !matches!(
-                        self.response.output.get(*i),
-                        Some(OutputItem::FunctionCall { .. })
-                    )
-                }) {
-                    self.close_all("completed", out);
-                }
+                self.close_all("completed", out);
                 let position = self.response.output.len();
                 let function = call.function.as_ref();
                 let item = OutputItem::FunctionCall {
-                    id: item_id(&self.response.id, "fc", Some(position)),
+                    id: item_id(&self.response.id, "fc", position),
                     call_id: call
                         .id
                         .clone()
-                        .unwrap_or_else(|| item_id(&self.response.id, "call", Some(position))),
+                        .unwrap_or_else(|| item_id(&self.response.id, "call", position)),
                     name: function.and_then(|f| f.name.clone()).unwrap_or_default(),
                     arguments: String::new(),
                     status: "in_progress".into(),

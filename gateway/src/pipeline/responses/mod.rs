@@ -94,6 +94,29 @@ impl ResponsesCall {
             .ok_or_else(|| RequestError::new("the request was not prepared", None))
     }
 
+    /// Translates the request once, continuing `history`, under response id `id`.
+    fn prepare_with(
+        &self,
+        id: String,
+        created_at: i64,
+        store: Option<ResponseStore>,
+        mut history: Vec<Value>,
+        previous_missing: bool,
+    ) {
+        let chat = to_chat::to_chat(&self.body, &history);
+        if let Some(input) = &self.body.input {
+            history.extend(input.items());
+        }
+        let _ = self.prepared.set(Prepared {
+            id,
+            created_at,
+            store,
+            history,
+            previous_missing,
+            chat,
+        });
+    }
+
     fn chat(&self) -> Option<&ChatRequest> {
         self.prepared.get().and_then(|p| p.chat.as_ref().ok())
     }
@@ -320,19 +343,16 @@ impl Operation for Responses {
                 }
             }
         }
-        let chat = to_chat::to_chat(&req.body, &history);
-        if let Some(input) = &req.body.input {
-            history.extend(input.items());
-        }
-        let prepared = Prepared {
-            id: format!("resp_{}", uuid::Uuid::new_v4().simple()),
-            created_at: jiff::Timestamp::now().as_second(),
-            store: req.body.stores().then_some(store),
+        req.prepare_with(
+            format!("resp_{}", uuid::Uuid::new_v4().simple()),
+            jiff::Timestamp::now().as_second(),
+            req.body.stores().then_some(store),
             history,
             previous_missing,
-            chat,
-        };
-        let _ = req.prepared.set(prepared);
+        );
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
