@@ -61,3 +61,61 @@ async fn the_openai_python_sdk_works_against_the_gateway() {
     assert!(stdout.contains("openai SDK checks passed"), "{stdout}");
     g.shutdown().await;
 }
+
+/// Providers of `kind` at `base` named `name`, behind the route `name`.
+fn route(name: &str, kind: &str, base: &str, model: &str) -> String {
+    format!(
+        "---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  type: {kind}\n  baseURL: {base}\n  auth: {{secretRefs: [{{name: key, key: key}}]}}\n  models: [{{name: {model}, pricing: {{input: \"1\", output: \"2\"}}}}]\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  model: {name}\n  backends: [{{providerRef: {{name: {name}}}, model: {model}}}]\n"
+    )
+}
+
+#[tokio::test]
+async fn the_openai_python_sdk_responses_api_works_against_the_gateway() {
+    let Some(python) = python_with_openai() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide python3 with the openai package (see .ci/run)"
+        );
+        println!(
+            "SKIP python_sdk: no python3 with the `openai` package; `pip install openai` to run it"
+        );
+        return;
+    };
+    let up = tollgate_gateway::mock_upstream::spawn(Default::default())
+        .await
+        .unwrap();
+    let url = up.url();
+    let yaml = format!(
+        "{MOCK}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: key, namespace: default}}\nstringData: {{key: test-key}}\n{}{}{}",
+        route("claude", "anthropic", &url, "claude-haiku-4-5"),
+        route("gem", "gemini", &url, "gemini-2.5-flash"),
+        route("gpt", "openai", &format!("{url}/v1"), "gpt-4.1"),
+    );
+    let (g, _dir) = start_with(&yaml).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/openai_responses_sdk.py"
+    );
+    let base = api(&g, "/v1");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .arg(base)
+            .args(["demo", "claude", "gem", "gpt:passthrough"])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "SDK Responses checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("openai SDK Responses checks passed"),
+        "{stdout}"
+    );
+    g.shutdown().await;
+}

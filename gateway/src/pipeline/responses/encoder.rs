@@ -394,13 +394,11 @@ impl StreamEncoder for ResponsesEncoder {
         let message = error.body().error.message;
         let code = code.unwrap_or("upstream_error");
         for index in std::mem::take(&mut self.open) {
-            match self.response.output.get_mut(index) {
-                Some(
-                    OutputItem::Message { status, .. } | OutputItem::FunctionCall { status, .. },
-                ) => {
-                    *status = "incomplete".into();
-                }
-                _ => {}
+            if let Some(
+                OutputItem::Message { status, .. } | OutputItem::FunctionCall { status, .. },
+            ) = self.response.output.get_mut(index)
+            {
+                *status = "incomplete".into();
             }
         }
         self.response.status = "failed".into();
