@@ -144,7 +144,7 @@ fn apply_effort(
         return Ok(());
     };
     match target.provider.provider_type {
-        ProviderType::OpenAICompatible => {
+        ProviderType::OpenAICompatible | ProviderType::Gemini => {
             chat.rest
                 .insert("reasoning_effort".into(), Value::String(effort.to_owned()));
         }

@@ -185,9 +185,14 @@ fn reasoning_effort_maps_where_the_backend_has_an_equivalent() {
     );
     let compatible = upstream(ProviderType::OpenAICompatible, &body).unwrap();
     assert_eq!(compatible["reasoning_effort"], "medium");
-    let err = upstream(ProviderType::Gemini, &body).unwrap_err();
+    let gemini = upstream(ProviderType::Gemini, &body).unwrap();
+    assert_eq!(
+        gemini["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 8192})
+    );
+    let err = upstream(ProviderType::Bedrock, &body).unwrap_err();
     assert_eq!(err.param.as_deref(), Some("reasoning.effort"));
-    assert!(err.message.contains("gemini"), "{}", err.message);
+    assert!(err.message.contains("bedrock"), "{}", err.message);
     let mut tight = body.clone();
     tight["max_output_tokens"] = json!(512);
     let err = upstream(ProviderType::Anthropic, &tight).unwrap_err();
