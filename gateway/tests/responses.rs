@@ -10,7 +10,12 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use tollgate_gateway::mock_upstream::{Knobs, spawn};
+use tollgate_gateway::{
+    config::ConfigSource,
+    mock_upstream::{Knobs, spawn},
+    server::{self, Options, PaysOptions},
+    state::{StateSettings, redis_server::RedisServer},
+};
 
 /// The vendored schema's `ResponseResource` and `StreamingEvent`.
 struct Schema {
@@ -483,4 +488,69 @@ async fn openai_backends_get_the_request_whole_and_their_answer_untouched() {
         assert_eq!(answer["previous_response_id"], "resp_at_openai");
         g.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn replicas_sharing_redis_continue_each_others_conversations() {
+    let Some(redis) =
+        RedisServer::start("replicas_sharing_redis_continue_each_others_conversations").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), MOCK);
+    let start = || {
+        server::start(Options {
+            pays: PaysOptions {
+                state: StateSettings::Redis {
+                    url: redis.url.clone(),
+                    timeout: std::time::Duration::from_secs(2),
+                    prefix: "responses-test:".to_owned(),
+                },
+                ..PaysOptions::default()
+            },
+            ..test_options(ConfigSource::Dir(dir.path().to_path_buf()))
+        })
+    };
+    let (a, b) = (start().await.unwrap(), start().await.unwrap());
+    // Streamed on one replica (stored when the stream ends), continued on the other.
+    let (status, _, body) = create(
+        &a,
+        None,
+        json!({"model": "demo", "input": "remember", "stream": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find_map(|d| d["response"]["id"].as_str().map(str::to_owned))
+        .unwrap();
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = http()
+            .get(api(&b, &format!("/v1/responses/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if stored == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored, 200, "the other replica reads the stored response");
+    let (status, _, body) = create(
+        &b,
+        None,
+        json!({"model": "demo", "previous_response_id": id, "input": "and now"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let next: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(next["previous_response_id"], json!(id));
+    a.shutdown().await;
+    b.shutdown().await;
 }
