@@ -15,6 +15,7 @@ use tollgate_gateway::{
     mock_upstream::{Knobs, spawn},
     server::{self, Options, PaysOptions},
     state::{StateSettings, redis_server::RedisServer},
+    usage::UsageSink,
 };
 
 /// The vendored schema's `ResponseResource` and `StreamingEvent`.
@@ -553,4 +554,57 @@ async fn replicas_sharing_redis_continue_each_others_conversations() {
     assert_eq!(next["previous_response_id"], json!(id));
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn budgets_and_the_usage_log_apply_as_for_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = "---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMBudget\nmetadata: {name: cap, namespace: default}\nspec:\n  scope: {routes: [demo]}\n  limit: {amount: \"0.0001\", period: monthly, timeZone: UTC}\n  action: reject\n";
+    write_config(dir.path(), &format!("{MOCK}{budget}"));
+    let usage_file = dir.path().join("usage.jsonl");
+    let g = server::start(Options {
+        pays: PaysOptions {
+            usage: UsageSink::File(usage_file.clone()),
+            ..PaysOptions::default()
+        },
+        ..test_options(ConfigSource::Dir(dir.path().to_path_buf()))
+    })
+    .await
+    .unwrap();
+    let (status, headers, body) = create(
+        &g,
+        None,
+        json!({"model": "demo", "input": "hi", "max_output_tokens": 16}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let cost = headers["x-tollgate-cost-usd"].to_str().unwrap().to_owned();
+    // The reservation for 1000 output tokens (0.0006 USD) does not fit the budget.
+    let (status, _, body) = create(
+        &g,
+        None,
+        json!({"model": "demo", "input": "hi", "max_output_tokens": 1000}),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"]["code"], "budget_exceeded");
+    g.shutdown().await;
+    let mut records = String::new();
+    for _ in 0..100 {
+        records = std::fs::read_to_string(&usage_file).unwrap_or_default();
+        if !records.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let record: Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
+    assert_eq!(record["operation"], "responses");
+    assert_eq!(record["route"], "default/demo");
+    assert_eq!(record["status"], "ok");
+    assert_eq!(
+        record["costUsd"].to_string().trim_matches('"'),
+        cost,
+        "{record}"
+    );
 }
