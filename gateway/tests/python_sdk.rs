@@ -1,6 +1,10 @@
-//! The official OpenAI Python SDK against the real gateway (chat, stream, tool calls,
-//! embeddings from the mock and from Gemini with the SDK's default base64 encoding, errors). Needs `python3` with the `openai` package: CI installs it; elsewhere
-//! the test skips with a message (and fails under `CI=true`, so CI cannot pass by skipping).
+//! The official OpenAI and Anthropic Python SDKs against the real gateway. OpenAI: chat,
+//! stream, tool calls, embeddings from the mock and from Gemini with the SDK's default base64
+//! encoding, errors. Anthropic (`/v1/messages`): text, streams, tool calls and results, token
+//! counting, against the in-process mock, an OpenAI-compatible backend and an Anthropic
+//! backend (both the mock upstream). Needs `python3` with the `openai` and `anthropic`
+//! packages: CI installs them; elsewhere the tests skip with a message (and fail under
+//! `CI=true`, so CI cannot pass by skipping).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken fixture should fail the test loudly
 
@@ -11,9 +15,13 @@ use std::process::Command;
 use common::*;
 
 fn python_with_openai() -> Option<String> {
+    python_with("openai")
+}
+
+fn python_with(package: &str) -> Option<String> {
     for python in ["python3", "python"] {
         let ok = Command::new(python)
-            .args(["-c", "import openai"])
+            .args(["-c", &format!("import {package}")])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
@@ -62,46 +70,74 @@ async fn the_openai_python_sdk_works_against_the_gateway() {
     g.shutdown().await;
 }
 
-/// Providers of `kind` at `base` named `name`, behind the route `name`.
-fn route(name: &str, kind: &str, base: &str, model: &str) -> String {
+/// An OpenAI-compatible route `compat` and an Anthropic route `claude`, both on the mock
+/// upstream at `base`.
+fn sdk_routes(base: &str) -> String {
     format!(
-        "---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  type: {kind}\n  baseURL: {base}\n  auth: {{secretRefs: [{{name: key, key: key}}]}}\n  models: [{{name: {model}, pricing: {{input: \"1\", output: \"2\"}}}}]\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  model: {name}\n  backends: [{{providerRef: {{name: {name}}}, model: {model}}}]\n"
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: up-keys, namespace: default}}
+stringData: {{key: test-key}}
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {{name: compat, namespace: default}}
+spec:
+  type: openai-compatible
+  baseURL: {base}/v1
+  auth: {{secretRefs: [{{name: up-keys, key: key}}]}}
+  models: [{{name: llama-3.1-8b, pricing: {{input: "0.1", output: "0.2"}}}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMProvider
+metadata: {{name: anthropic, namespace: default}}
+spec:
+  type: anthropic
+  baseURL: {base}
+  auth: {{secretRefs: [{{name: up-keys, key: key}}]}}
+  models: [{{name: claude-haiku-4-5, pricing: {{input: "1", output: "5"}}}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {{name: compat, namespace: default}}
+spec:
+  model: compat
+  backends: [{{providerRef: {{name: compat}}, model: llama-3.1-8b}}]
+---
+apiVersion: llm.tollgate.dev/v1alpha1
+kind: LLMRoute
+metadata: {{name: claude, namespace: default}}
+spec:
+  model: claude
+  backends: [{{providerRef: {{name: anthropic}}, model: claude-haiku-4-5}}]
+"#
     )
 }
 
 #[tokio::test]
-async fn the_openai_python_sdk_responses_api_works_against_the_gateway() {
-    let Some(python) = python_with_openai() else {
+async fn the_anthropic_python_sdk_works_against_the_gateway() {
+    let Some(python) = python_with("anthropic") else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must provide python3 with the openai package (see .ci/run)"
+            "CI must provide python3 with the anthropic package (see .ci/run)"
         );
         println!(
-            "SKIP python_sdk: no python3 with the `openai` package; `pip install openai` to run it"
+            "SKIP python_sdk: no python3 with the `anthropic` package; `pip install anthropic` to run it"
         );
         return;
     };
-    let up = tollgate_gateway::mock_upstream::spawn(Default::default())
+    let upstream = tollgate_gateway::mock_upstream::spawn(Default::default())
         .await
         .unwrap();
-    let url = up.url();
-    let yaml = format!(
-        "{MOCK}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: key, namespace: default}}\nstringData: {{key: test-key}}\n{}{}{}",
-        route("claude", "anthropic", &url, "claude-haiku-4-5"),
-        route("gem", "gemini", &url, "gemini-2.5-flash"),
-        route("gpt", "openai", &format!("{url}/v1"), "gpt-4.1"),
-    );
-    let (g, _dir) = start_with(&yaml).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/openai_responses_sdk.py"
-    );
-    let base = api(&g, "/v1");
+    let (g, _dir) = start_with(&format!("{MOCK}\n---\n{}", sdk_routes(&upstream.url()))).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk.py");
+    let base = api(&g, "");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
             .arg(base)
-            .args(["demo", "claude", "gem", "gpt:passthrough"])
+            .args(["demo", "compat", "claude"])
             .output()
     })
     .await
@@ -111,11 +147,8 @@ async fn the_openai_python_sdk_responses_api_works_against_the_gateway() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "SDK Responses checks failed:\n{stdout}\n{stderr}"
+        "SDK checks failed:\n{stdout}\n{stderr}"
     );
-    assert!(
-        stdout.contains("openai SDK Responses checks passed"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("anthropic SDK checks passed"), "{stdout}");
     g.shutdown().await;
 }

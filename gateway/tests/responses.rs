@@ -608,3 +608,52 @@ async fn budgets_and_the_usage_log_apply_as_for_chat() {
         "{record}"
     );
 }
+
+#[tokio::test]
+async fn openai_streams_pass_through_and_a_cut_one_ends_with_an_error_event() {
+    let schema = Schema::load();
+    let up = spawn(Knobs::default()).await.unwrap();
+    let base = format!("{}/v1", up.url());
+    let (g, _dir) = start_with(&upstream_route("openai", &base, "gpt-4.1", "")).await;
+    let (status, _, body) = create(
+        &g,
+        None,
+        json!({"model": "responses", "input": "Hello", "stream": true, "tools": weather_tool(), "tool_choice": "none", "x_future_field": 1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(up.last_request().unwrap().body["x_future_field"], 1);
+    let evs = events(&schema, &body);
+    let (name, done) = evs.last().unwrap();
+    assert_eq!(name, "response.completed");
+    assert_eq!(
+        done["response"]["id"],
+        format!("resp_mock{}", up.requests()),
+        "the upstream's own events"
+    );
+    assert!(
+        body.contains(": x-tollgate-cost-usd="),
+        "usage metered: {body}"
+    );
+    g.shutdown().await;
+
+    let (g, _dir) = start_with(&upstream_route(
+        "openai",
+        &base,
+        "gpt-4.1",
+        "{name: x-mock-disconnect-after, value: \"4\"}",
+    ))
+    .await;
+    let (status, _, body) = create(
+        &g,
+        None,
+        json!({"model": "responses", "input": "Hello", "stream": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let evs = events(&schema, &body);
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(*names.last().unwrap(), "error", "{names:?}");
+    assert!(!names.contains(&"response.completed"));
+    g.shutdown().await;
+}

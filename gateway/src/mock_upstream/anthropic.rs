@@ -180,6 +180,28 @@ pub(crate) async fn messages(
     }
 }
 
+/// `POST /v1/messages/count_tokens`: the prompt estimate of `system` and `messages`.
+pub(crate) async fn count_tokens(
+    State(shared): State<Arc<Shared>>,
+    Extension(inbound): Extension<Inbound>,
+) -> Response {
+    let n = inbound.number;
+    if let Err(response) = begin(Api::Anthropic, &shared, &inbound).await {
+        return response;
+    }
+    let body = inbound.body();
+    if body.get("model").and_then(Value::as_str).is_none() {
+        return error(StatusCode::BAD_REQUEST, "model: Field required", None, n);
+    }
+    let prompt = reply::prompt_tokens(&[body.get("system"), body.get("messages")]);
+    stream::json(
+        StatusCode::OK,
+        &json!({"input_tokens": prompt}),
+        false,
+        request_id(n),
+    )
+}
+
 fn event(name: &str, data: &Value) -> Bytes {
     stream::sse_frame(Some(name), &data.to_string(), false)
 }

@@ -23,7 +23,8 @@
 //! - Anthropic: `POST /v1/messages`, a `message` or the full SSE event sequence
 //!   (`message_start`, `content_block_start`, `ping`, `content_block_delta`…,
 //!   `content_block_stop`, `message_delta`, `message_stop`). `model`, `max_tokens` and
-//!   `messages` are required, as upstream.
+//!   `messages` are required, as upstream. `POST /v1/messages/count_tokens` answers
+//!   `{"input_tokens": N}` with the prompt estimate below.
 //! - Gemini: `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent` (SSE with
 //!   `\r\n` line ends when `alt=sse`, else a streamed JSON array), `:embedContent` and
 //!   `:batchEmbedContents` (also under `/v1/models/…`). Stream chunks carry cumulative
@@ -381,6 +382,7 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/v1/responses", post(responses::create))
         .route("/openai/v1/responses", post(responses::create))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))
         .route("/v1/models/{model_action}", post(gemini::dispatch))
         .fallback(not_found)

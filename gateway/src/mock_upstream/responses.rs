@@ -87,6 +87,19 @@ pub(crate) async fn create(
     let usage = json!({"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt + completion});
+    // Echoed as OpenAI does: function tools with every field, defaults filled in.
+    let tools: Vec<Value> = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|t| match t.get("type").and_then(Value::as_str) {
+            Some("function") => json!({"type": "function", "name": t.get("name"),
+                "description": t.get("description"), "parameters": t.get("parameters"),
+                "strict": t.get("strict").cloned().unwrap_or(json!(true))}),
+            _ => t.clone(),
+        })
+        .collect();
     let now = reply::unix_now();
     let response = |status: &str, output: Vec<Value>, usage: Value| {
         json!({
@@ -96,7 +109,7 @@ pub(crate) async fn create(
             "previous_response_id": body.get("previous_response_id").cloned().unwrap_or(Value::Null),
             "instructions": body.get("instructions").cloned().unwrap_or(Value::Null),
             "output": output, "error": null,
-            "tools": body.get("tools").cloned().unwrap_or_else(|| json!([])),
+            "tools": tools,
             "tool_choice": body.get("tool_choice").cloned().unwrap_or_else(|| json!("auto")),
             "truncation": "disabled", "parallel_tool_calls": true,
             "text": {"format": {"type": "text"}}, "top_p": 1.0, "presence_penalty": 0.0,

@@ -32,6 +32,8 @@ pub mod call;
 pub mod chat;
 pub mod embeddings;
 pub mod encode;
+pub mod messages;
+pub mod passthrough;
 pub mod pays;
 pub mod respond;
 pub mod responses;
@@ -82,7 +84,7 @@ pub struct Shared {
 
 /// One kind of request the pipeline serves.
 pub trait Operation: Send + Sync + 'static {
-    /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`).
+    /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`, `count_tokens`).
     const NAME: &'static str;
     /// The client's request.
     type Request: DeserializeOwned + Send + Sync;
@@ -128,6 +130,17 @@ pub trait Operation: Send + Sync + 'static {
         upstream: UpstreamResponse,
         clock: Clock,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send;
+
+    /// Keeps what the operation needs from the client's headers (the Messages door keeps
+    /// `anthropic-version` and `anthropic-beta` for Anthropic backends). Called once, before
+    /// the pipeline.
+    fn headers(_req: &mut Self::Request, _headers: &HeaderMap) {}
+
+    /// The client's response for a failed request, in the door's dialect (OpenAI JSON unless
+    /// the door says otherwise).
+    fn error_response(e: GatewayError) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(e)
+    }
 
     /// Runs once the caller is known, before the request is sized and planned (the
     /// Responses door loads the stored conversation `previous_response_id` names here). The
@@ -175,11 +188,12 @@ pub struct JsonAnswer {
 /// the body and turns the error into the client's response.
 pub async fn serve<O: Operation>(
     shared: &Shared,
-    req: O::Request,
+    mut req: O::Request,
     headers: &HeaderMap,
     request_id: &str,
     started: Instant,
 ) -> Result<http::Response<axum::body::Body>, GatewayError> {
+    O::headers(&mut req, headers);
     let span = tracing::info_span!("request", request_id, operation = O::NAME);
     run::<O>(shared, &req, headers, request_id, started)
         .instrument(span)

@@ -8,6 +8,8 @@
 //!
 //! The reader yields translated chunks; [`ClientStream`] passes them through the request's
 //! filters and its door's encoder, and shows every frame to the tap (see [`super::encode`]).
+//! A raw reader ([`StreamReader::open_raw`]) yields the upstream's own frames instead, which
+//! go to the client unchanged (see [`super::passthrough`]).
 
 use std::{collections::VecDeque, convert::Infallible, time::Duration};
 
@@ -18,6 +20,7 @@ use tokio::time::Instant;
 use super::{
     call::Clock,
     encode::{StreamEncoder, StreamHooks},
+    passthrough::RawStream,
     settle::{Settle, token_counts},
 };
 use crate::{
@@ -27,12 +30,22 @@ use crate::{
     wire::openai::{ChatChunk, Usage},
 };
 
-/// An upstream stream being read and translated.
+/// How the upstream's bytes become the client's.
+enum Source {
+    /// Translated into chat chunks, which the door's encoder writes.
+    Chunks(AnyStream),
+    /// Forwarded as the upstream's own frames.
+    Raw(Box<RawStream>),
+}
+
+/// An upstream stream being read and translated (or forwarded raw).
 pub struct StreamReader {
     upstream: UpstreamResponse,
-    translator: AnyStream,
+    source: Source,
     clock: Clock,
     pending: Vec<ChatChunk>,
+    /// Raw frames to forward.
+    frames: VecDeque<Bytes>,
     usage: Option<Usage>,
     first_at: Option<Instant>,
     ended: bool,
@@ -46,19 +59,44 @@ impl StreamReader {
         translator: AnyStream,
         clock: Clock,
     ) -> Result<Self, Failure> {
-        let mut reader = Self {
-            upstream,
-            translator,
-            clock,
-            pending: Vec::new(),
-            usage: None,
-            first_at: None,
-            ended: false,
-        };
+        let mut reader = Self::new(upstream, Source::Chunks(translator), clock);
         while reader.pending.is_empty() && !reader.ended {
             reader.pull(true).await?;
         }
         Ok(reader)
+    }
+
+    /// Reads a stream to forward as it comes until its first content event (or its end);
+    /// until then a failure, an in-band error event included, is the attempt's and nothing
+    /// reached the client.
+    pub async fn open_raw(
+        upstream: UpstreamResponse,
+        raw: RawStream,
+        clock: Clock,
+    ) -> Result<Self, Failure> {
+        let mut reader = Self::new(upstream, Source::Raw(Box::new(raw)), clock);
+        while reader.first_at.is_none() && !reader.ended {
+            reader.pull(true).await?;
+        }
+        Ok(reader)
+    }
+
+    fn new(upstream: UpstreamResponse, source: Source, clock: Clock) -> Self {
+        Self {
+            upstream,
+            source,
+            clock,
+            pending: Vec::new(),
+            frames: VecDeque::new(),
+            usage: None,
+            first_at: None,
+            ended: false,
+        }
+    }
+
+    /// Whether the upstream already sent the client its own error event (raw streams).
+    fn error_forwarded(&self) -> bool {
+        matches!(&self.source, Source::Raw(raw) if raw.error_forwarded)
     }
 
     /// Time spent waiting on the upstream so far.
@@ -77,10 +115,29 @@ impl StreamReader {
         let d = self.clock.deadlines;
         let deadline = if first { d.first_byte } else { d.next_chunk() };
         let piece = self.clock.wait(self.upstream.chunk(deadline)).await?;
+        let translator = match &mut self.source {
+            Source::Chunks(translator) => translator,
+            Source::Raw(raw) => {
+                let step = match piece {
+                    Some(bytes) => raw.feed(&bytes, &mut self.frames),
+                    None => {
+                        self.ended = true;
+                        raw.finish(&mut self.frames)
+                    }
+                };
+                if let Some(u) = raw.usage() {
+                    self.usage = Some(u);
+                }
+                if self.first_at.is_none() && raw.content {
+                    self.first_at = Some(Instant::now());
+                }
+                return step;
+            }
+        };
         let chunks = match piece {
-            Some(bytes) => self.translator.feed(&bytes)?,
+            Some(bytes) => translator.feed(&bytes)?,
             None => {
-                let chunks = self.translator.finish()?;
+                let chunks = translator.finish()?;
                 self.ended = true;
                 chunks
             }
@@ -179,8 +236,10 @@ impl ClientStream {
         }
     }
 
-    /// Passes the reader's queued chunks through the filters and the encoder.
+    /// Passes the reader's queued chunks through the filters and the encoder; queues its
+    /// raw frames as they are.
     fn encode_pending(&mut self) -> Result<(), Failure> {
+        self.frames.append(&mut self.reader.frames);
         if self.reader.pending.is_empty() {
             return Ok(());
         }
@@ -227,7 +286,12 @@ impl ClientStream {
 
     fn fail(&mut self, failure: Failure) {
         self.settle.stream_failed(&failure);
-        self.encoder.fail(&failure, &mut self.frames);
+        // Raw frames read before the failure go first (an upstream's own error event
+        // among them, which then replaces the door's).
+        self.frames.append(&mut self.reader.frames);
+        if !self.reader.error_forwarded() {
+            self.encoder.fail(&failure, &mut self.frames);
+        }
         self.finished = true;
         let _ = self.record(Some(failure.kind.as_str()));
     }

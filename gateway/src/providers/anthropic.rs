@@ -653,7 +653,7 @@ enum ResponseBlock {
 
 /// Anthropic's usage; every field may be absent or null (stream deltas carry only some).
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
-struct AnthropicUsage {
+pub(crate) struct AnthropicUsage {
     #[serde(default)]
     input_tokens: Option<u64>,
     #[serde(default)]
@@ -678,7 +678,7 @@ struct CacheCreation {
 
 impl AnthropicUsage {
     /// Takes every count `newer` carries (stream counts are cumulative).
-    fn merge(&mut self, newer: AnthropicUsage) {
+    pub(crate) fn merge(&mut self, newer: AnthropicUsage) {
         self.input_tokens = newer.input_tokens.or(self.input_tokens);
         self.output_tokens = newer.output_tokens.or(self.output_tokens);
         self.cache_creation_input_tokens = newer
@@ -690,7 +690,7 @@ impl AnthropicUsage {
         self.cache_creation = newer.cache_creation.or(self.cache_creation);
     }
 
-    fn to_openai(self) -> Usage {
+    pub(crate) fn to_openai(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let writes = self.cache_creation_input_tokens.unwrap_or(0);
         let prompt = self.input_tokens.unwrap_or(0) + cached + writes;
@@ -781,7 +781,7 @@ struct ErrorEnvelope {
 
 /// `{"type": "...", "message": "..."}`, in error bodies and stream `error` events.
 #[derive(Debug, Deserialize)]
-struct ErrorFields {
+pub(crate) struct ErrorFields {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -800,7 +800,7 @@ const ACCOUNT_PHRASES: &[&str] = &["credit balance", "spend limit"];
 
 impl ErrorFields {
     /// The classification of Anthropic's error type, `None` for types added later.
-    fn kind(&self) -> Option<FailureKind> {
+    pub(crate) fn kind(&self) -> Option<FailureKind> {
         Some(match self.kind.as_str() {
             "overloaded_error" => FailureKind::Overloaded,
             "rate_limit_error" => FailureKind::RateLimited,
@@ -825,7 +825,7 @@ impl ErrorFields {
         })
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         quote(format!("{}: {}", self.kind, self.message).as_bytes())
     }
 }

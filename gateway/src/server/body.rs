@@ -1,9 +1,6 @@
 //! Request ids and bounded request bodies.
 
-use axum::{
-    body::Body,
-    response::{IntoResponse, Response},
-};
+use axum::{body::Body, response::Response};
 use http::{HeaderMap, HeaderValue};
 
 use crate::error::GatewayError;
@@ -103,18 +100,19 @@ fn body_error(e: &axum::Error, limit: usize) -> GatewayError {
     }
 }
 
-/// The response for a handler's result: errors as OpenAI JSON (logged once, here), and the
-/// request id on every answer.
+/// The response for a handler's result: errors rendered by `render` in the door's dialect
+/// (logged once, here), and the request id on every answer.
 pub fn finish(
     operation: &str,
     request_id: &str,
     result: Result<Response, GatewayError>,
+    render: fn(GatewayError) -> Response,
 ) -> Response {
     let mut response = match result {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(request_id, operation, error = %e, status = e.parts().0.as_u16(), "request failed");
-            e.into_response()
+            render(e)
         }
     };
     if let Ok(id) = HeaderValue::from_str(request_id) {

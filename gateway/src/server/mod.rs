@@ -23,7 +23,7 @@ pub use conn::{BodyTimeout, ConnectionLimits};
 use crate::{
     config::{ConfigSource, ConfigState},
     metrics::Metrics,
-    pipeline::{chat::Chat, embeddings::Embeddings, responses::Responses},
+    pipeline::{chat::Chat, embeddings::Embeddings, messages::Messages, responses::Responses},
     resilience::health::HealthSettings,
 };
 
@@ -79,6 +79,8 @@ pub fn api_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(handle::handle::<Chat>))
         .route("/v1/embeddings", post(handle::handle::<Embeddings>))
+        .route("/v1/messages", post(handle::handle::<Messages>))
+        .route("/v1/messages/count_tokens", post(handle::count_tokens))
         .route("/v1/responses", post(handle::handle::<Responses>))
         .route(
             "/v1/responses/{id}",

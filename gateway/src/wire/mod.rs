@@ -1,4 +1,5 @@
 //! Wire formats of the gateway's own API.
 
+pub mod anthropic;
 pub mod openai;
 pub mod responses;

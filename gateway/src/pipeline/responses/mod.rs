@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod encoder;
 pub mod passthrough;
+pub mod raw;
 pub mod store;
 pub mod to_chat;
 

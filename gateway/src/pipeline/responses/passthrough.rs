@@ -4,6 +4,8 @@
 //! and `usage` of a JSON answer, the `response.completed` event's usage in a stream.
 //!
 //! - OpenAI: `POST {baseURL}/responses`, `Authorization: Bearer`.
+//! - Streams: the upstream's events, whole, as they arrive ([`super::raw`] reads the usage
+//!   from `response.completed` and the upstream's own `response.failed`/`error`).
 //! - Azure OpenAI: `POST {baseURL}/openai/v1/responses` (the v1 API, which names the
 //!   deployment in the body's `model` and takes no `api-version`), `api-key`.
 //!
@@ -14,9 +16,13 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tollgate_crds::config::ProviderType;
 
+use super::raw::{NextSequence, ResponsesEvents, ResponsesRawEncoder};
 use crate::{
     failure::{Failure, quote},
-    pipeline::{Answer, JsonAnswer, call::Clock, settle::token_counts},
+    pipeline::{
+        Answer, JsonAnswer, StreamAnswer, call::Clock, passthrough::RawStream,
+        settle::token_counts, stream::StreamReader,
+    },
     providers::{RequestError, Target, UpstreamRequest, openai},
     upstream::UpstreamResponse,
     wire::responses::{ResponseUsage, ResponsesRequest},
@@ -84,7 +90,13 @@ pub async fn receive_json(upstream: UpstreamResponse, mut clock: Clock) -> Resul
     }))
 }
 
-/// TEMPORARY until the raw stream passthrough lands.
-pub async fn receive_stream(_upstream: UpstreamResponse, _clock: Clock) -> Result<Answer, Failure> {
-    Err(Failure::protocol("not yet"))
+/// Opens a stream to its first content event; its events go to the client unchanged.
+pub async fn receive_stream(upstream: UpstreamResponse, clock: Clock) -> Result<Answer, Failure> {
+    let next = NextSequence::default();
+    let raw = RawStream::new(Box::new(ResponsesEvents::new(next.clone())));
+    let reader = StreamReader::open_raw(upstream, raw, clock).await?;
+    Ok(Answer::Stream(Box::new(StreamAnswer {
+        reader,
+        encoder: Box::new(ResponsesRawEncoder::new(next)),
+    })))
 }
