@@ -222,7 +222,7 @@ async fn the_mock_backend_answers_and_continues_conversations() {
     );
     let metrics = admin_text(&g, "/metrics").await;
     assert!(
-        metrics.contains("gen_ai_operation_name=\"responses\""),
+        metrics.contains("gen_ai_operation_name=\"chat\""),
         "{metrics}"
     );
     assert!(
@@ -599,7 +599,7 @@ async fn budgets_and_the_usage_log_apply_as_for_chat() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let record: Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
-    assert_eq!(record["operation"], "responses");
+    assert_eq!(record["operation"], "chat");
     assert_eq!(record["route"], "default/demo");
     assert_eq!(record["status"], "ok");
     assert_eq!(

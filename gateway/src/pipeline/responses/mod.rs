@@ -184,7 +184,8 @@ fn apply_effort(
 }
 
 impl Operation for Responses {
-    const NAME: &'static str = "responses";
+    /// Counted as chat, like every door's conversation (OpenTelemetry's operation name).
+    const NAME: &'static str = "chat";
     type Request = ResponsesCall;
 
     fn model(req: &ResponsesCall) -> &str {
