@@ -117,7 +117,7 @@ pub struct LLMRouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
 
-    /// Response caching (not built yet: setting it makes the route `Accepted=False`).
+    /// Response caching: exact, and optionally semantic (see `docs/cache.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
 
@@ -321,12 +321,61 @@ impl RetryOn {
     ];
 }
 
-/// Response caching for identical requests.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// Response caching: identical (and, with `semantic`, similar) requests are answered from
+/// stored answers without calling a provider. Answers are kept per route and per team, so
+/// one tenant never sees another's answers (see `docs/cache.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("duration(self.ttl) > duration('0s')")
+    .message("cache.ttl must be longer than 0s"))]
 pub struct CachePolicy {
-    /// How long a cached response is served.
+    /// How long a stored answer is served (e.g. `10m`, `24h`).
     pub ttl: Duration,
+    /// Answers larger than this (body, or all frames of a stream) are not stored, so one
+    /// huge answer cannot push out many small ones. Default `1048576` (1 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 67_108_864))]
+    pub max_entry_bytes: Option<u32>,
+    /// Who shares stored answers: `team` (default; callers whose client keys carry the same
+    /// team) or `key` (each client key its own). Callers without a key share the route's
+    /// anonymous scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<CacheScope>,
+    /// Also serve an answer stored for a similar prompt (same conversation before it, same
+    /// parameters; the last user message close in embedding space).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<SemanticCache>,
+}
+
+/// Who shares a route's stored answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// Callers of one team (from their client key).
+    #[default]
+    Team,
+    /// Callers presenting the same client key.
+    Key,
+}
+
+/// Similar-prompt matching through embeddings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SemanticCache {
+    /// The `LLMRoute` (same namespace) that computes embeddings of the prompt. Its keys,
+    /// budgets and health apply to these calls like to any `/v1/embeddings` request.
+    pub embedding_route: LocalRef,
+    /// Least cosine similarity for a stored answer to be served, in `(0, 1]`. Default
+    /// `0.95`; lower serves more answers to questions that only look alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.5, max = 1.0))]
+    pub threshold: Option<f64>,
+    /// Most prompts remembered per scope (route, team, conversation before the prompt,
+    /// parameters); the oldest is forgotten first. Bounds memory and search time (brute
+    /// force). Default `1000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_entries: Option<u32>,
 }
 
 /// Request and token rate limits for a route.

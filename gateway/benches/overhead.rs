@@ -1,6 +1,8 @@
 //! The gateway's own overhead: the same bounded load sent straight to the mock upstream
 //! and through the gateway, on loopback. Prints throughput, client-side latency percentiles
-//! both ways, and the gateway's `tollgate_gateway_overhead_seconds` mean. Run: `just bench`.
+//! both ways, and the gateway's `tollgate_gateway_overhead_seconds` mean. Then the response
+//! cache: hits (answered without the upstream), what a miss adds over an uncached route, and
+//! the semantic index's brute-force search. Run: `just bench`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken setup should fail the bench loudly
 
@@ -30,7 +32,7 @@ async fn upstream() -> (String, MockServer) {
 
 fn config(dir: &std::path::Path, base: &str) {
     let yaml = format!(
-        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n"
+        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: cached, namespace: bench}}\nspec: {{model: cached, backends: [{{providerRef: {{name: up}}, model: bench}}], cache: {{ttl: 1h}}}}\n"
     );
     let mut m = Manifests::default();
     let mut errors = Vec::new();
@@ -44,17 +46,30 @@ fn config(dir: &std::path::Path, base: &str) {
     write_atomic(&dir.join("config"), &files, 0o644).unwrap();
 }
 
+/// The benchmark's request to `model`; `unique` makes every prompt different (cache misses).
+fn body(model: &str, unique: Option<usize>) -> serde_json::Value {
+    let suffix = unique.map(|i| format!(" #{i}")).unwrap_or_default();
+    json!({"model": model, "messages": [{"role": "user", "content": format!("Benchmark request with a few words of prompt.{suffix}")}]})
+}
+
 /// Sends up to REQUESTS requests with CONCURRENCY in flight; returns sorted latencies.
 async fn load(url: String) -> (Vec<Duration>, Duration) {
+    load_with(url, |_| body("chat", None)).await
+}
+
+/// [`load`] with the `i`-th request's body from `make`.
+async fn load_with(
+    url: String,
+    make: impl Fn(usize) -> serde_json::Value,
+) -> (Vec<Duration>, Duration) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
         .unwrap();
-    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "Benchmark request with a few words of prompt."}]});
     let started = Instant::now();
     let mut latencies: Vec<Duration> = futures_util::stream::iter(0..REQUESTS)
-        .map(|_| {
-            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        .map(|i| {
+            let (client, url, body) = (client.clone(), url.clone(), make(i));
             async move {
                 if started.elapsed() > TIME_LIMIT {
                     return None;
@@ -83,9 +98,14 @@ fn pct(v: &[Duration], p: f64) -> f64 {
 }
 
 fn metric_sum_count(text: &str, name: &str) -> (f64, f64) {
+    route_sum_count(text, name, "")
+}
+
+/// `_sum` and `_count` of histogram `name` over the series whose labels contain `labels`.
+fn route_sum_count(text: &str, name: &str, labels: &str) -> (f64, f64) {
     let find = |suffix: &str| {
         text.lines()
-            .filter(|l| l.starts_with(&format!("{name}{suffix}")))
+            .filter(|l| l.starts_with(&format!("{name}{suffix}")) && l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
@@ -108,6 +128,7 @@ async fn main() {
         health: tollgate_gateway::resilience::health::HealthSettings::default(),
         limits: Default::default(),
         pays: Default::default(),
+        cache: Default::default(),
     })
     .await
     .unwrap();
@@ -147,5 +168,104 @@ async fn main() {
             f64::NAN
         }
     );
+    cache_bench(&g).await;
     g.shutdown().await;
+    semantic_search_bench();
+}
+
+async fn metrics_text(g: &server::Running) -> String {
+    reqwest::get(format!("http://{}/metrics", g.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Cache hits, and a miss against the same requests on an uncached route.
+async fn cache_bench(g: &server::Running) {
+    let url = format!("http://{}/v1/chat/completions", g.api_addr);
+    // Hits: one request stored, then the same request again and again.
+    load_with(url.clone(), |_| body("cached", None)).await;
+    let (hits, wall) = load_with(url.clone(), |_| body("cached", None)).await;
+    println!(
+        "  cache hit:           p50 {:>8.0} µs   p99 {:>8.0} µs   {:.0} req/s (no upstream call)",
+        pct(&hits, 0.5),
+        pct(&hits, 0.99),
+        hits.len() as f64 / wall.as_secs_f64()
+    );
+    // Misses: every prompt unique, the same prompts to an uncached and a cached route, in
+    // alternating rounds so drift hits both alike.
+    let before = metrics_text(g).await;
+    let (mut plain, mut missed) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        let offset = round * REQUESTS;
+        plain.extend(
+            load_with(url.clone(), |i| body("chat", Some(offset + i)))
+                .await
+                .0,
+        );
+        missed.extend(
+            load_with(url.clone(), |i| body("cached", Some(offset + i)))
+                .await
+                .0,
+        );
+    }
+    plain.sort();
+    missed.sort();
+    let after = metrics_text(g).await;
+    let mean = |route: &str| {
+        let label = format!("route=\"bench/{route}\"");
+        let name = "tollgate_gateway_overhead_seconds";
+        let (s1, c1) = route_sum_count(&before, name, &label);
+        let (s2, c2) = route_sum_count(&after, name, &label);
+        (s2 - s1) / (c2 - c1) * 1e6
+    };
+    println!(
+        "  uncached route:      p50 {:>8.0} µs   p99 {:>8.0} µs   gateway overhead mean {:.1} µs",
+        pct(&plain, 0.5),
+        pct(&plain, 0.99),
+        mean("chat")
+    );
+    println!(
+        "  cache miss (stored): p50 {:>8.0} µs   p99 {:>8.0} µs   gateway overhead mean {:.1} µs (key, lookup; the store follows the answer)",
+        pct(&missed, 0.5),
+        pct(&missed, 0.99),
+        mean("cached")
+    );
+}
+
+/// The semantic index's brute-force search at its largest default scope.
+fn semantic_search_bench() {
+    use tollgate_gateway::cache::semantic::{Index, normalized};
+    const DIMS: usize = 1536;
+    const ENTRIES: usize = 1000;
+    let index = Index::new(1 << 30);
+    let mut seed = 1u64;
+    let mut vector = || {
+        let v: Vec<f32> = (0..DIMS)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        normalized(&v).unwrap()
+    };
+    for i in 0..ENTRIES {
+        let mut answer = [0u8; 32];
+        answer[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        index.insert([7; 32], vector(), answer, u64::MAX, ENTRIES, 0);
+    }
+    let query = vector();
+    let rounds = 200;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(index.search(&[7; 32], &query, 0.95, 1));
+    }
+    println!(
+        "  semantic search: {ENTRIES} prompts × {DIMS} dims, brute force: {:.0} µs per lookup",
+        t.elapsed().as_secs_f64() / f64::from(rounds) * 1e6
+    );
 }

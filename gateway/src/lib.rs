@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod budget;
+pub mod cache;
 pub mod config;
 pub mod cost;
 pub mod error;

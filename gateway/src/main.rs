@@ -106,6 +106,16 @@ struct ServeArgs {
     /// Where one JSON usage record per request goes: `off`, `stdout`, or a file path.
     #[arg(long, default_value = "off")]
     usage_log: tollgate_gateway::usage::UsageSink,
+    /// Where cached answers live: `auto` (Redis when `--redis-url` is given, so replicas
+    /// share them; else in process), `memory`, or `redis`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "memory", "redis"])]
+    cache_store: String,
+    /// Most MiB of answers the in-process cache holds (least recently used go first).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    cache_max_mib: u64,
+    /// Most MiB of prompt vectors the semantic cache's index holds (per replica).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    cache_semantic_max_mib: u64,
 }
 
 fn main() -> ExitCode {
@@ -139,7 +149,22 @@ async fn serve(args: ServeArgs) -> std::io::Result<()> {
         Some(dir) => ConfigSource::Dir(dir),
         None => ConfigSource::Manifests(args.files),
     };
+    let cache = tollgate_gateway::cache::CacheOptions {
+        store: match (args.cache_store.as_str(), &args.redis_url) {
+            ("redis", None) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "--cache-store redis needs --redis-url (or TOLLGATE_REDIS_URL)",
+                ));
+            }
+            ("memory", _) | ("auto", None) => tollgate_gateway::cache::CacheStore::Memory,
+            _ => tollgate_gateway::cache::CacheStore::Shared,
+        },
+        max_bytes: args.cache_max_mib << 20,
+        semantic_max_bytes: args.cache_semantic_max_mib << 20,
+    };
     let running = server::start(Options {
+        cache,
         listen: args.listen,
         admin_listen: args.admin_listen,
         source,

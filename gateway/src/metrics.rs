@@ -169,6 +169,8 @@ pub struct Metrics {
     retries: Family<ReasonLabels, Counter>,
     ejections: Family<BackendLabels, Counter>,
     panics: Family<RouteLabels, Counter>,
+    /// The response cache's metrics.
+    pub cache: crate::cache::CacheMetrics,
 }
 
 fn token_buckets() -> Histogram {
@@ -322,7 +324,9 @@ impl Metrics {
             "Requests sent to an ejected backend because every backend of the route was ejected",
             panics.clone(),
         );
+        let cache = crate::cache::CacheMetrics::register(&mut registry);
         Self {
+            cache,
             cost,
             budget_decisions,
             usage_dropped,

@@ -70,6 +70,12 @@ pub struct UsageRecord<'a> {
     pub latency_ms: u64,
     /// `ok`, or the error type that ended the answer.
     pub status: &'a str,
+    /// On a cached route: `hit`, `semantic-hit`, `miss` or `bypass`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'a str>,
+    /// On a hit: what the answer cost when it was fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_saved_usd: Option<Decimal>,
 }
 
 /// The usage log's sending side.

@@ -14,24 +14,6 @@ use std::process::Command;
 
 use common::*;
 
-fn python_with_openai() -> Option<String> {
-    python_with("openai")
-}
-
-fn python_with(package: &str) -> Option<String> {
-    for python in ["python3", "python"] {
-        let ok = Command::new(python)
-            .args(["-c", &format!("import {package}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if ok {
-            return Some(python.to_owned());
-        }
-    }
-    None
-}
-
 #[tokio::test]
 async fn the_openai_python_sdk_works_against_the_gateway() {
     let Some(python) = python_with_openai() else {

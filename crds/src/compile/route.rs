@@ -9,10 +9,10 @@ use crate::{
     LLMProvider, LLMRoute,
     common::{Duration, LocalRef, Timeouts},
     config::{
-        BackendConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig, RuleConfig,
-        TimeoutsConfig, WeightedBackend,
+        BackendConfig, CacheConfig, HeaderMatchConfig, MatchConfig, RetryConfig, RouteConfig,
+        RuleConfig, SemanticConfig, TimeoutsConfig, WeightedBackend,
     },
-    route::{Backend, HeaderMatchType, RetryOn, RouteRule},
+    route::{Backend, CachePolicy, HeaderMatchType, RetryOn, RouteRule},
 };
 
 /// Accepted routes by id.
@@ -38,6 +38,7 @@ pub(super) fn compile_all(cx: &mut Context, inputs: &Inputs<'_>, providers: &Pro
     });
 
     let mut claimed: BTreeMap<String, ObjectRef> = BTreeMap::new();
+    let mut objects: BTreeMap<String, ObjectRef> = BTreeMap::new();
     let mut out = Routes::new();
     for (route, object) in sorted {
         if out.contains_key(&object.id()) {
@@ -75,8 +76,80 @@ pub(super) fn compile_all(cx: &mut Context, inputs: &Inputs<'_>, providers: &Pro
         let config = compile_one(cx, &object, route, providers, &provider_specs);
         cx.source(&object, route.metadata.generation);
         out.insert(object.id(), config);
+        objects.insert(object.id(), object);
     }
+    resolve_embedding_routes(cx, &objects, &mut out);
     out
+}
+
+/// A semantic cache's embedding route must be an accepted route of the namespace without a
+/// semantic cache of its own (its lookups would call themselves); otherwise the route keeps
+/// its exact cache and reports the problem.
+fn resolve_embedding_routes(
+    cx: &mut Context,
+    objects: &BTreeMap<String, ObjectRef>,
+    routes: &mut Routes,
+) {
+    let semantic: BTreeMap<String, bool> = routes
+        .iter()
+        .map(|(id, r)| {
+            let has = r.cache.as_ref().is_some_and(|c| c.semantic.is_some());
+            (id.clone(), has)
+        })
+        .collect();
+    for (id, route) in routes.iter_mut() {
+        let Some(cache) = route.cache.as_mut() else {
+            continue;
+        };
+        let Some(s) = &cache.semantic else {
+            continue;
+        };
+        let Some(object) = objects.get(id) else {
+            continue;
+        };
+        let field = "spec.cache.semantic.embeddingRoute.name";
+        let name = s
+            .embedding_route
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let problem = match semantic.get(&s.embedding_route) {
+            None => Some((
+                Reason::RouteNotFound,
+                format!(
+                    "LLMRoute {name:?} not found (or not accepted) in namespace {:?}",
+                    object.namespace
+                ),
+            )),
+            // Reported as a reference that cannot be used: the route itself stays accepted.
+            Some(true) => Some((
+                Reason::RouteNotFound,
+                format!(
+                    "LLMRoute {name:?} has a semantic cache itself; point embeddingRoute at a route without one"
+                ),
+            )),
+            Some(false) => None,
+        };
+        if let Some((reason, message)) = problem {
+            cx.problem(object, field, reason, message);
+            cache.semantic = None;
+        }
+    }
+}
+
+/// The route's cache with defaults applied.
+fn cache_config(namespace: &str, policy: &CachePolicy) -> CacheConfig {
+    CacheConfig {
+        ttl_ms: millis(Some(&policy.ttl), 0).max(1),
+        max_entry_bytes: u64::from(policy.max_entry_bytes.unwrap_or(1 << 20)),
+        scope: policy.scope.unwrap_or_default(),
+        semantic: policy.semantic.as_ref().map(|s| SemanticConfig {
+            embedding_route: format!("{namespace}/{}", s.embedding_route.name),
+            threshold: s.threshold.unwrap_or(0.95),
+            max_entries: s.max_entries.unwrap_or(1000),
+        }),
+    }
 }
 
 fn patterns_compile(cx: &mut Context, object: &ObjectRef, rules: &[RouteRule]) -> bool {
@@ -262,6 +335,10 @@ fn compile_one(
             on,
             budget_percent: retry.budget_percent.unwrap_or(20),
         },
+        cache: spec
+            .cache
+            .as_ref()
+            .map(|c| cache_config(&object.namespace, c)),
     }
 }
 

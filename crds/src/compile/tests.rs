@@ -450,19 +450,16 @@ fn not_yet_built_features_are_unsupported_not_ignored() {
     w.routes.push(route(
         "cached",
         "2026-01-01T00:00:00Z",
-        json!({"model": "cached", "backends": [backend("mock", "mock-chat")], "cache": {"ttl": "10m"}, "rateLimit": {"requestsPerMinute": 10}}),
+        json!({"model": "cached", "backends": [backend("mock", "mock-chat")], "rateLimit": {"requestsPerMinute": 10}}),
     ));
     let c = w.compile();
     assert_eq!(
         summary(&c),
-        vec![
-            ("cached".into(), "spec.cache".into(), Reason::Unsupported),
-            (
-                "cached".into(),
-                "spec.rateLimit".into(),
-                Reason::Unsupported
-            ),
-        ]
+        vec![(
+            "cached".into(),
+            "spec.rateLimit".into(),
+            Reason::Unsupported
+        )]
     );
     assert!(
         c.config.routes.is_empty(),
@@ -817,3 +814,6 @@ fn over_long_gateway_secret_keys_are_refused() {
         ("spec.auth.secretRefs[0].key", Reason::Invalid)
     );
 }
+
+#[path = "cache_tests.rs"]
+mod cache_tests;

@@ -12,12 +12,6 @@ pub(super) fn provider(_spec: &LLMProviderSpec) -> Vec<(&'static str, String)> {
 /// Not-yet-built route fields.
 pub(super) fn route(spec: &LLMRouteSpec) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if spec.cache.is_some() {
-        out.push((
-            "spec.cache",
-            "response caching is not built yet; remove spec.cache".to_owned(),
-        ));
-    }
     if spec.rate_limit.is_some() {
         out.push((
             "spec.rateLimit",

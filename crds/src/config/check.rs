@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    ActionConfig, BackendConfig, GatewayConfig, PeriodConfig, ProviderConfig, ProviderType,
-    RouteConfig,
+    ActionConfig, BackendConfig, CacheConfig, GatewayConfig, PeriodConfig, ProviderConfig,
+    ProviderType, RouteConfig,
 };
 
 /// Why a config cannot be used.
@@ -53,6 +53,7 @@ impl GatewayConfig {
             }
             check_route(r, &providers, &mut errors);
         }
+        check_embedding_routes(&self.routes, &mut errors);
         let route_ids: BTreeSet<&str> = self.routes.iter().map(|r| r.id.as_str()).collect();
         for b in &self.budgets {
             for route in &b.routes {
@@ -155,6 +156,9 @@ fn check_route(
             }
         }
     }
+    if let Some(c) = &r.cache {
+        check_cache(r, c, errors);
+    }
     if r.retry.attempts == 0 {
         errors.push(format!("route {}: retry.attempts must be at least 1", r.id));
     }
@@ -188,5 +192,55 @@ fn check_backend(
             "route {route}: backend {}/{} has a zero timeout",
             b.provider, b.model
         ));
+    }
+}
+
+fn check_cache(r: &RouteConfig, c: &CacheConfig, errors: &mut Vec<String>) {
+    if c.ttl_ms == 0 {
+        errors.push(format!("route {}: cache.ttlMs must be more than 0", r.id));
+    }
+    if c.max_entry_bytes == 0 {
+        errors.push(format!(
+            "route {}: cache.maxEntryBytes must be more than 0",
+            r.id
+        ));
+    }
+    if let Some(s) = &c.semantic {
+        if !(s.threshold > 0.0 && s.threshold <= 1.0) {
+            errors.push(format!(
+                "route {}: cache.semantic.threshold must be in (0, 1]",
+                r.id
+            ));
+        }
+        if s.max_entries == 0 {
+            errors.push(format!(
+                "route {}: cache.semantic.maxEntries must be more than 0",
+                r.id
+            ));
+        }
+    }
+}
+
+/// Semantic caches whose embedding route is missing or itself semantic (its lookups would
+/// call themselves).
+fn check_embedding_routes(routes: &[RouteConfig], errors: &mut Vec<String>) {
+    let by_id: BTreeMap<&str, &RouteConfig> = routes.iter().map(|r| (r.id.as_str(), r)).collect();
+    for r in routes {
+        let Some(s) = r.cache.as_ref().and_then(|c| c.semantic.as_ref()) else {
+            continue;
+        };
+        match by_id.get(s.embedding_route.as_str()) {
+            None => errors.push(format!(
+                "route {}: cache.semantic.embeddingRoute {} does not exist",
+                r.id, s.embedding_route
+            )),
+            Some(e) if e.cache.as_ref().is_some_and(|c| c.semantic.is_some()) => {
+                errors.push(format!(
+                    "route {}: cache.semantic.embeddingRoute {} has a semantic cache itself",
+                    r.id, s.embedding_route
+                ));
+            }
+            Some(_) => {}
+        }
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use crate::provider::ProviderType;
-pub use crate::route::RetryOn;
+pub use crate::route::{CacheScope, RetryOn};
 pub use check::ConfigError;
 
 /// The contract's version. A gateway refuses configs of a version it does not know.
@@ -244,6 +244,36 @@ pub struct RouteConfig {
     pub rules: Vec<RuleConfig>,
     /// Retry policy with defaults applied.
     pub retry: RetryConfig,
+    /// Response caching, when the route asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
+}
+
+/// A route's response cache, with defaults applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheConfig {
+    /// How long an answer is served, in milliseconds (> 0).
+    pub ttl_ms: u64,
+    /// Larger answers are not stored.
+    pub max_entry_bytes: u64,
+    /// Who shares stored answers.
+    pub scope: CacheScope,
+    /// Similar-prompt matching, when configured and its embedding route resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<SemanticConfig>,
+}
+
+/// Similar-prompt matching, resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SemanticConfig {
+    /// Id (`namespace/name`) of the route that computes embeddings.
+    pub embedding_route: String,
+    /// Least cosine similarity served, in `(0, 1]`.
+    pub threshold: f64,
+    /// Most prompts remembered per scope.
+    pub max_entries: u32,
 }
 
 impl RouteConfig {

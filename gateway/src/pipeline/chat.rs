@@ -89,4 +89,12 @@ impl Operation for Chat {
             clock,
         }))
     }
+
+    fn cache_key(req: &ChatRequest, out: &mut sha2::Sha256) -> bool {
+        crate::cache::key::chat(req, out)
+    }
+
+    fn semantic_prompt(req: &ChatRequest, context: &mut sha2::Sha256) -> Option<String> {
+        crate::cache::key::chat_semantic(req, context)
+    }
 }

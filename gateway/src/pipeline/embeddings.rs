@@ -78,4 +78,8 @@ impl Operation for Embeddings {
             clock,
         }))
     }
+
+    fn cache_key(req: &EmbeddingsRequest, out: &mut sha2::Sha256) -> bool {
+        crate::cache::key::embeddings(req, out)
+    }
 }

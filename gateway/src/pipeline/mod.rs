@@ -11,8 +11,9 @@
 //! 2. **size** — the prompt's size: a byte bound first (free), an estimate of its tokens only
 //!    when a rule, a key's token quota or a context window needs it (`routing::tokens`,
 //!    O(bytes), bounded).
-//! 3. **plan** — the backends in the order to try (`routing::plan`). HOOK cache lookup (an
-//!    answer returns here without an upstream call) and budget check + reservation (refuse
+//! 3. **plan** — the backends in the order to try (`routing::plan`). The cache lookup
+//!    (`crate::cache`) runs just before it, after identity: a stored answer returns without
+//!    an upstream call and without reserving budget. Budget check + reservation (refuse
 //!    or reserve the request's estimated cost) go after planning, when the candidate models
 //!    and so their prices are known. HOOK guardrails on the prompt go here too.
 //! 4. **walk** — the next backend and key ([`walk`]): health, quotas, windows, retries,
@@ -25,8 +26,8 @@
 //! 8. **report** — the outcome to the walk (health, attempt metrics, retry decisions).
 //! 9. **respond / settle** — the answer with the `x-tollgate-*` headers ([`respond`]); its
 //!    metrics, overhead and quota correction ([`settle`]) at once for JSON, at the end for
-//!    a stream. HOOK guardrails on the response (per chunk for streams), cache store and
-//!    cost settle go here.
+//!    a stream. HOOK guardrails on the response (per chunk for streams) go here; the cache
+//!    stores a JSON answer here and a stream through its frame tap.
 
 pub mod call;
 pub mod chat;
@@ -80,6 +81,8 @@ pub struct Shared {
     pub health_settings: HealthSettings,
     /// Budgets and usage records.
     pub pays: Arc<pays::Pays>,
+    /// The response cache.
+    pub cache: Arc<crate::cache::Cache>,
 }
 
 /// One kind of request the pipeline serves.
@@ -140,6 +143,19 @@ pub trait Operation: Send + Sync + 'static {
     /// the door says otherwise).
     fn error_response(e: GatewayError) -> axum::response::Response {
         axum::response::IntoResponse::into_response(e)
+    }
+
+    /// Writes the request's canonical form for the response cache (every field that
+    /// changes the answer, not the model name nor labels like `user`; see `cache::key`).
+    /// `false`: this operation is never cached.
+    fn cache_key(_req: &Self::Request, _out: &mut sha2::Sha256) -> bool {
+        false
+    }
+
+    /// For the semantic cache: writes the request's context (all but the prompt compared by
+    /// meaning) and returns that prompt's text. `None`: no semantic matching.
+    fn semantic_prompt(_req: &Self::Request, _context: &mut sha2::Sha256) -> Option<String> {
+        None
     }
 
     /// Runs once the caller is known, before the request is sized and planned (the
@@ -216,6 +232,12 @@ async fn run<O: Operation>(
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
     let identity = pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
     O::prepare(shared, &identity, req).await?;
+    // HOOK cache lookup: a stored answer returns here, before any budget is reserved.
+    let mut cache =
+        match crate::cache::lookup::<O>(shared, route, &identity, req, headers, request_id).await {
+            crate::cache::Lookup::Hit(response) => return Ok(response),
+            crate::cache::Lookup::Miss(pending) => pending,
+        };
     // 2. size, 3. plan, then the budgets in scope reserve the estimate; a full `downgrade`
     // budget sends the request once to its cheaper route.
     let mut downgraded = false;
@@ -248,6 +270,7 @@ async fn run<O: Operation>(
         identity,
         reservations,
         request_id: request_id.to_owned(),
+        cache: cache.usage_label(),
     });
     if plan.backends.is_empty() {
         if let Some(b) = bill.take() {
@@ -343,24 +366,24 @@ async fn run<O: Operation>(
             span: tracing::Span::current(),
             bill: bill.take(),
         };
-        return Ok(match answer {
+        let response = match answer {
             Answer::Json(json) => {
                 settle.labels.gen_ai_response_model = json.model;
                 let busy = started.elapsed().saturating_sub(json.clock.waited);
                 let cost = settle.finish(None, json.total_tokens, json.tokens, busy);
+                cache.store_json(&served, &json.body, cost);
                 respond::json(json.body, &served, cost)
             }
             Answer::Stream(answer) => {
                 let StreamAnswer { reader, encoder } = *answer;
-                respond::stream(
-                    reader,
-                    encoder,
-                    encode::StreamHooks::default(),
-                    settle,
-                    &served,
-                )
+                let hooks = encode::StreamHooks {
+                    tap: cache.tap(&served),
+                    ..Default::default()
+                };
+                respond::stream(reader, encoder, hooks, settle, &served)
             }
-        });
+        };
+        return Ok(cache.mark(response));
     }
     if let Some(b) = bill.take() {
         b.release();

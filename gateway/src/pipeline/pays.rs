@@ -43,6 +43,8 @@ pub struct Bill {
     pub reservations: Vec<Reservation>,
     /// The request id, for the usage record.
     pub request_id: String,
+    /// On a cached route, how the cache served it (`miss`, `bypass`), for the usage record.
+    pub cache: Option<&'static str>,
 }
 
 /// Authenticates a request to `route_id`.
@@ -197,6 +199,8 @@ impl Bill {
                     cost_usd: usd,
                     latency_ms,
                     status,
+                    cache: self.cache,
+                    cost_saved_usd: None,
                 },
                 metrics,
             );

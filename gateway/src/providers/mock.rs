@@ -313,7 +313,7 @@ fn embeddings(req: &EmbeddingsRequest) -> (StatusCode, Vec<Bytes>) {
             ),
         );
     }
-    let dims = req.dimensions.unwrap_or(8).clamp(1, 64) as usize;
+    let dims = req.dimensions.unwrap_or(64).clamp(1, 256) as usize;
     let data: Vec<Value> = texts
         .iter()
         .enumerate()
@@ -324,18 +324,24 @@ fn embeddings(req: &EmbeddingsRequest) -> (StatusCode, Vec<Bytes>) {
     (StatusCode::OK, vec![Bytes::from(body.to_string())])
 }
 
-/// A deterministic unit-length vector derived from the text (FNV-1a per dimension).
+/// A deterministic unit-length vector: each lower-cased word of the text adds ±1 to one
+/// dimension (feature hashing with FNV-1a), so texts sharing most words land close together
+/// (what semantic-cache tests need) and texts sharing none are nearly orthogonal.
 fn vector(text: &str, dims: usize) -> Vec<f64> {
-    let raw: Vec<f64> = (0..dims)
-        .map(|d| {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ d as u64;
-            for b in text.bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            (h % 2000) as f64 / 1000.0 - 1.0
-        })
-        .collect();
+    let mut raw = vec![0.0f64; dims];
+    let words = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty());
+    for word in words {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in word.to_lowercase().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= h >> 29;
+        let sign = if h & (1 << 40) == 0 { 1.0 } else { -1.0 };
+        raw[(h % dims as u64) as usize] += sign;
+    }
     let norm = raw
         .iter()
         .map(|x| x * x)
@@ -436,5 +442,20 @@ mod tests {
         let v: Vec<f64> = serde_json::from_value(r.data[0].embedding.clone()).unwrap();
         assert!((v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-9);
         assert_ne!(r.data[0].embedding, r.data[1].embedding);
+    }
+
+    fn cosine(a: &str, b: &str) -> f64 {
+        let (x, y) = (vector(a, 64), vector(b, 64));
+        x.iter().zip(&y).map(|(p, q)| p * q).sum()
+    }
+
+    #[test]
+    fn texts_sharing_most_words_land_close_and_others_far() {
+        let q = "What is the capital of France?";
+        assert!((cosine(q, "what is the capital of france") - 1.0).abs() < 1e-9);
+        let near = cosine(q, "Please, what is the capital of France?");
+        assert!(near > 0.9, "{near}");
+        let far = cosine(q, "Write a haiku about autumn leaves");
+        assert!(far < 0.5, "{far}");
     }
 }

@@ -51,6 +51,8 @@ pub struct Options {
     pub limits: ConnectionLimits,
     /// Shared state, budget clock and usage records.
     pub pays: PaysOptions,
+    /// The response cache's store and bounds.
+    pub cache: crate::cache::CacheOptions,
 }
 
 /// Who-pays settings: where budget counters live, the clock, where usage records go.
@@ -148,12 +150,19 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
         budgets: crate::budget::Budgets::new(store, options.pays.clock.clone()),
         usage: crate::usage::UsageLog::start(&options.pays.usage, Arc::clone(&metrics))?,
     });
+    let cache = crate::cache::Cache::new(
+        &options.cache,
+        &options.pays.state,
+        options.pays.clock.clone(),
+    )
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let state = Arc::new(AppState {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
         max_body: options.max_body,
         health_settings: options.health.clone(),
         pays,
+        cache: Arc::new(cache),
     });
     let api = TcpListener::bind(options.listen).await?;
     let admin = TcpListener::bind(options.admin_listen).await?;

@@ -75,6 +75,7 @@ pub fn test_options(source: ConfigSource) -> Options {
         health: test_health(),
         limits: Default::default(),
         pays: Default::default(),
+        cache: Default::default(),
     }
 }
 
@@ -276,4 +277,24 @@ pub fn gemini_embeddings_route(base: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: key, namespace: default}}\nstringData: {{key: test-key}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: gem, namespace: default}}\nspec:\n  type: gemini\n  baseURL: {base}\n  auth: {{secretRefs: [{{name: key, key: key}}]}}\n  models: [{{name: gemini-embedding-001, pricing: {{input: \"0\", output: \"0\"}}}}]\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: emb, namespace: default}}\nspec:\n  model: emb\n  backends: [{{providerRef: {{name: gem}}, model: gemini-embedding-001}}]\n"
     )
+}
+
+/// A Python with the `openai` package, if any.
+pub fn python_with_openai() -> Option<String> {
+    python_with("openai")
+}
+
+/// A Python that can import `package`, if any.
+pub fn python_with(package: &str) -> Option<String> {
+    for python in ["python3", "python"] {
+        let ok = std::process::Command::new(python)
+            .args(["-c", &format!("import {package}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(python.to_owned());
+        }
+    }
+    None
 }

@@ -189,6 +189,7 @@ async fn measure_at_scale() {
         health: HealthSettings::default(),
         limits: Default::default(),
         pays: Default::default(),
+        cache: Default::default(),
     })
     .await
     .unwrap();

@@ -95,6 +95,7 @@ async fn programmed_follows_what_a_real_gateway_loads() {
         health: HealthSettings::default(),
         limits: Default::default(),
         pays: Default::default(),
+        cache: Default::default(),
     })
     .await
     .unwrap();
@@ -167,6 +168,7 @@ async fn gateway_at(dir: &std::path::Path, admin: std::net::SocketAddr) -> serve
         health: HealthSettings::default(),
         limits: Default::default(),
         pays: Default::default(),
+        cache: Default::default(),
     })
     .await
     .unwrap()
