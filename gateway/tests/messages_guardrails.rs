@@ -160,6 +160,24 @@ async fn a_blocked_prompt_is_an_anthropic_400_naming_the_rule_and_no_provider_is
         assert!(message.contains("pii.secrets"), "{message}");
         assert!(!answer.contains("AbCdEf"), "never the text: {answer}");
     }
+    // Counting sends the prompt to Anthropic too: refused the same way.
+    let r = http()
+        .post(api(&s.gateway, "/v1/messages/count_tokens"))
+        .header("content-type", "application/json")
+        .body(request("claude", KEY, false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["type"], "error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pii.secrets"),
+        "{error}"
+    );
     assert!(
         s.anthropic.lock().unwrap().is_empty(),
         "Anthropic not called"

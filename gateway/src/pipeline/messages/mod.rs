@@ -287,6 +287,15 @@ impl Operation for CountTokens {
     fn error_response(e: GatewayError) -> axum::response::Response {
         answer::error_response(e)
     }
+
+    // The prompt goes to Anthropic to be counted: the same checks as a message.
+    fn prompt_text_mut(req: &mut MessagesRequest) -> Option<Vec<PromptText<'_>>> {
+        Some(guard::prompt_texts(&mut req.body))
+    }
+
+    fn redacted(req: &mut MessagesRequest) -> Result<(), GatewayError> {
+        guard::rebuild_raw(req)
+    }
 }
 
 /// `POST /v1/messages/count_tokens`: forwarded to Anthropic when the route's first backend
