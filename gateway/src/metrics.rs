@@ -27,7 +27,7 @@ pub fn provider_name(provider_type: ProviderType) -> &'static str {
 /// Labels of one request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `chat` (Anthropic Messages included), `embeddings`, `count_tokens`.
+    /// `chat` (Anthropic Messages and Responses included), `embeddings`, `count_tokens`.
     pub gen_ai_operation_name: &'static str,
     /// Provider name (see [`provider_name`]).
     pub gen_ai_provider_name: &'static str,

@@ -172,6 +172,24 @@ impl KeyTable {
     }
 }
 
+impl KeyTable {
+    /// The caller of a request that names no route (reading a stored response): the known,
+    /// unexpired key presented, else nobody (the anonymous scope). An expired key is
+    /// refused rather than read as nobody.
+    pub fn caller(&self, headers: &HeaderMap, now: Timestamp) -> Result<Identity, AuthError> {
+        let Some(key) = presented_key(headers).and_then(|k| self.find(k)) else {
+            return Ok(Identity::default());
+        };
+        if key.expires.is_some_and(|e| now >= e) {
+            return Err(AuthError::Expired);
+        }
+        Ok(Identity {
+            key_id: Some(Arc::clone(&key.id)),
+            team: key.team.clone(),
+        })
+    }
+}
+
 /// The key from `Authorization: Bearer <key>` or, failing that, `x-api-key: <key>`.
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
     let bearer = headers

@@ -17,6 +17,9 @@
 //!   `dimensions`, default 8). Azure: the same under
 //!   `POST /openai/deployments/{deployment}/chat/completions` and `…/embeddings`; the
 //!   `api-version` query is ignored and the deployment is the model when the body has none.
+//! - OpenAI Responses: `POST /v1/responses` (Azure: `POST /openai/v1/responses`), a
+//!   `response` object or its SSE event sequence; stateless (`previous_response_id` is
+//!   echoed), see `responses.rs`.
 //! - Anthropic: `POST /v1/messages`, a `message` or the full SSE event sequence
 //!   (`message_start`, `content_block_start`, `ping`, `content_block_delta`…,
 //!   `content_block_stop`, `message_delta`, `message_stop`). `model`, `max_tokens` and
@@ -66,6 +69,7 @@ mod gemini;
 mod knobs;
 mod openai;
 mod reply;
+mod responses;
 mod stream;
 
 use std::{
@@ -375,6 +379,8 @@ fn app(shared: Arc<Shared>) -> Router {
             "/openai/deployments/{deployment}/embeddings",
             post(openai::azure_embeddings),
         )
+        .route("/v1/responses", post(responses::create))
+        .route("/openai/v1/responses", post(responses::create))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))

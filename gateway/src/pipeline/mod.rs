@@ -38,6 +38,7 @@ pub mod messages;
 pub mod passthrough;
 pub mod pays;
 pub mod respond;
+pub mod responses;
 pub mod settle;
 pub mod stream;
 pub mod walk;
@@ -179,6 +180,17 @@ pub trait Operation: Send + Sync + 'static {
     fn answer_text_mut(_body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
         None
     }
+
+    /// Runs once the caller is known, before the request is sized and planned (the
+    /// Responses door loads the stored conversation `previous_response_id` names here). The
+    /// request keeps what it learns in a cell of its own.
+    fn prepare(
+        _shared: &Shared,
+        _identity: &crate::identity::Identity,
+        _req: &Self::Request,
+    ) -> impl Future<Output = Result<(), GatewayError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A successful attempt's answer.
@@ -242,6 +254,7 @@ async fn run<O: Operation>(
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
     let identity = pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
+    O::prepare(shared, &identity, req).await?;
     // HOOK cache lookup: a stored answer returns here, before any budget is reserved.
     let mut cache =
         match crate::cache::lookup::<O>(shared, route, &identity, req, headers, request_id).await {

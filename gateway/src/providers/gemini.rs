@@ -21,7 +21,9 @@
 //! - Images: only base64 `data:` URLs (→ `inlineData`); remote URLs are refused because
 //!   Gemini reads only uploaded files. Other content part types are refused.
 //! - Mapped: `temperature`, `top_p`, `max_completion_tokens`/`max_tokens`, `stop`, `n`,
-//!   `seed` (must fit in 32 bits), `frequency_penalty`, `presence_penalty`. Dropped as
+//!   `seed` (must fit in 32 bits), `frequency_penalty`, `presence_penalty`;
+//!   `reasoning_effort` → `thinkingConfig.thinkingBudget` (`none` 0, `minimal`/`low` 1024,
+//!   `medium` 8192, `high` 24576). Dropped as
 //!   harmless: `user`, `metadata`, `store`, `service_tier`, `prompt_cache_key`,
 //!   `safety_identifier`, `parallel_tool_calls: true`, `logprobs: false`, message `name`.
 //!   Every other field is refused with a [`RequestError`] naming it.
@@ -273,6 +275,17 @@ fn put<T: serde::Serialize>(map: &mut Map<String, Value>, key: &str, value: Opti
     }
 }
 
+/// Gemini's `thinkingBudget` (tokens) for an OpenAI `reasoning_effort`.
+fn thinking_budget(effort: &str) -> Option<u32> {
+    Some(match effort {
+        "none" => 0,
+        "minimal" | "low" => 1024,
+        "medium" => 8192,
+        "high" | "xhigh" => 24576,
+        _ => return None,
+    })
+}
+
 /// The `generateContent` body.
 fn chat_body(req: &ChatRequest) -> Result<Value, RequestError> {
     let mut config = Map::new();
@@ -281,6 +294,11 @@ fn chat_body(req: &ChatRequest) -> Result<Value, RequestError> {
             ("frequency_penalty", v) => _ = config.insert("frequencyPenalty".into(), v.clone()),
             ("presence_penalty", v) => _ = config.insert("presencePenalty".into(), v.clone()),
             ("parallel_tool_calls", Value::Bool(true)) | ("logprobs", Value::Bool(false)) => {}
+            ("reasoning_effort", Value::String(effort)) => {
+                let budget = thinking_budget(effort)
+                    .ok_or_else(|| refuse(format!("reasoning_effort `{effort}` is not one of none, minimal, low, medium, high"), "reasoning_effort"))?;
+                config.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
+            }
             (k, _) if DROPPED_FIELDS.contains(&k) => {}
             (k, _) => return Err(unsupported(k)),
         }

@@ -78,6 +78,24 @@ fn refused(body: Value) -> RequestError {
 // === requests ===
 
 #[test]
+fn reasoning_effort_becomes_a_thinking_budget() {
+    for (effort, budget) in [
+        ("none", 0),
+        ("low", 1024),
+        ("medium", 8192),
+        ("high", 24576),
+    ] {
+        let body = body_of(chat(json!({"reasoning_effort": effort})));
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": budget})
+        );
+    }
+    let err = refused(chat(json!({"reasoning_effort": "extreme"})));
+    assert_eq!(err.param.as_deref(), Some("reasoning_effort"));
+}
+
+#[test]
 fn url_headers_and_stream_url() {
     let req = build(chat(json!({}))).unwrap();
     assert_eq!(
@@ -333,7 +351,7 @@ fn semantic_fields_gemini_cannot_honour_are_refused() {
         ("logprobs", json!(true)),
         ("top_logprobs", json!(3)),
         ("parallel_tool_calls", json!(false)),
-        ("reasoning_effort", json!("high")),
+        ("reasoning_effort", json!(5)),
         ("audio", json!({"voice": "alloy"})),
     ] {
         let err = refused(chat(json!({ field: value })));

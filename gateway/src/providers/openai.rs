@@ -93,7 +93,8 @@ fn endpoint(target: &Target<'_>, path: &str) -> String {
     }
 }
 
-fn auth(target: &Target<'_>) -> Option<(HeaderName, String)> {
+/// The credential header: `api-key` for Azure, else `Authorization: Bearer`.
+pub(crate) fn auth(target: &Target<'_>) -> Option<(HeaderName, String)> {
     match target.secret {
         Some(Secret::ApiKey(key)) if target.provider.provider_type == ProviderType::AzureOpenAI => {
             Some((HeaderName::from_static("api-key"), key.expose().to_owned()))

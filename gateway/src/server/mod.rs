@@ -8,6 +8,7 @@ mod budgets;
 mod conn;
 mod handle;
 mod models;
+mod responses;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -22,7 +23,7 @@ pub use conn::{BodyTimeout, ConnectionLimits};
 use crate::{
     config::{ConfigSource, ConfigState},
     metrics::Metrics,
-    pipeline::{chat::Chat, embeddings::Embeddings, messages::Messages},
+    pipeline::{chat::Chat, embeddings::Embeddings, messages::Messages, responses::Responses},
     resilience::health::HealthSettings,
 };
 
@@ -82,6 +83,11 @@ pub fn api_router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(handle::handle::<Embeddings>))
         .route("/v1/messages", post(handle::handle::<Messages>))
         .route("/v1/messages/count_tokens", post(handle::count_tokens))
+        .route("/v1/responses", post(handle::handle::<Responses>))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
         .route("/v1/models", get(models::handle))
         .fallback(models::not_found)
         .method_not_allowed_fallback(models::method_not_allowed)

@@ -27,7 +27,7 @@ pub async fn handle(State(app): State<Arc<AppState>>) -> Response {
 
 /// Any other path: an OpenAI-style 404.
 pub async fn not_found() -> Response {
-    let body = json!({"error": {"message": "Unknown endpoint: this gateway serves /v1/chat/completions, /v1/embeddings and /v1/models", "type": "invalid_request_error", "param": null, "code": "unknown_url"}});
+    let body = json!({"error": {"message": "Unknown endpoint: this gateway serves /v1/chat/completions, /v1/embeddings, /v1/responses and /v1/models", "type": "invalid_request_error", "param": null, "code": "unknown_url"}});
     (http::StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 

@@ -192,6 +192,24 @@ impl MemoryState {
     }
 }
 
+impl MemoryState {
+    pub(super) fn kv_delete(&self, key: &str, now_ms: u64) -> Result<bool, StateError> {
+        let mut inner = self.lock();
+        let live = inner.live(key, now_ms).is_some();
+        match inner.entries.remove(key) {
+            Some(Entry {
+                value: Value::Bytes(_),
+                ..
+            }) => Ok(live),
+            Some(other) => {
+                inner.entries.insert(key.to_owned(), other);
+                Err(StateError::WrongKind(key.to_owned()))
+            }
+            None => Ok(false),
+        }
+    }
+}
+
 impl Inner {
     fn live(&self, key: &str, now_ms: u64) -> Option<&Value> {
         self.entries

@@ -274,4 +274,12 @@ impl StateStore {
             StateStore::Redis(r) => r.kv_set(key, value, ttl_ms).await,
         }
     }
+
+    /// Removes the entry under `key`; whether a live one was there.
+    pub async fn kv_delete(&self, key: &str, now_ms: u64) -> Result<bool, StateError> {
+        match self {
+            StateStore::Memory(m) => m.kv_delete(key, now_ms),
+            StateStore::Redis(r) => r.kv_delete(key).await,
+        }
+    }
 }

@@ -308,6 +308,14 @@ impl RedisState {
         })
         .await
     }
+
+    pub(super) async fn kv_delete(&self, key: &str) -> Result<bool, StateError> {
+        let key = self.key(key);
+        let removed: i64 = self
+            .run(|mut c| async move { redis::cmd("DEL").arg(&key).query_async(&mut c).await })
+            .await?;
+        Ok(removed > 0)
+    }
 }
 
 fn admission(granted: i64, total: i64) -> Admission {
