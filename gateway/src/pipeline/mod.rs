@@ -168,6 +168,13 @@ pub trait Operation: Send + Sync + 'static {
         None
     }
 
+    /// Called on the copy whose text the prompt guardrails rewrote, before it is sent: an
+    /// operation that also keeps the client's body (the Messages door's passthrough)
+    /// rewrites it here.
+    fn redacted(_req: &mut Self::Request) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
     /// The answer's text in a JSON answer body as the client gets it, mutably. `None`: this
     /// operation cannot show it, so a route that checks answers refuses to return it.
     fn answer_text_mut(_body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
@@ -334,6 +341,7 @@ async fn run<O: Operation>(
             secret: pick.secret,
             request_id,
             created,
+            answers_checked: checks.is_some_and(|g| g.response.is_some()),
         };
         // 5. translate.
         let upstream_req = match O::translate(adapter, &target, req) {
