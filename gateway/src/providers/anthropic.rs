@@ -567,23 +567,7 @@ impl ProviderAdapter for Anthropic {
         };
         let body = serde_json::to_vec(&body)
             .map_err(|e| RequestError::new(format!("request cannot be encoded: {e}"), None))?;
-        let base = target
-            .provider
-            .base_url
-            .as_deref()
-            .unwrap_or(DEFAULT_BASE_URL);
-        let auth = match target.secret {
-            Some(Secret::ApiKey(key)) => Some((
-                HeaderName::from_static("x-api-key"),
-                key.expose().to_owned(),
-            )),
-            _ => None,
-        };
-        let mut up = json_request(format!("{base}/v1/messages"), target.provider, auth, body)?;
-        up.headers
-            .entry(HeaderName::from_static("anthropic-version"))
-            .or_insert(HeaderValue::from_static(API_VERSION));
-        Ok(up)
+        upstream_request(target, "/v1/messages", body, &[])
     }
 
     fn chat_response(&self, target: &Target<'_>, body: &[u8]) -> Result<ChatResponse, Failure> {
@@ -828,6 +812,37 @@ impl ErrorFields {
     pub(crate) fn describe(&self) -> String {
         quote(format!("{}: {}", self.kind, self.message).as_bytes())
     }
+}
+
+/// A request to `path` of an Anthropic provider: its base URL, the key as `x-api-key`, then
+/// `forwarded` client headers where the provider sets none, then the default
+/// `anthropic-version`. Shared by the chat adapter and the Messages door's passthrough.
+pub(crate) fn upstream_request(
+    target: &Target<'_>,
+    path: &str,
+    body: Vec<u8>,
+    forwarded: &[(HeaderName, HeaderValue)],
+) -> Result<UpstreamRequest, RequestError> {
+    let base = target
+        .provider
+        .base_url
+        .as_deref()
+        .unwrap_or(DEFAULT_BASE_URL);
+    let auth = match target.secret {
+        Some(Secret::ApiKey(key)) => Some((
+            HeaderName::from_static("x-api-key"),
+            key.expose().to_owned(),
+        )),
+        _ => None,
+    };
+    let mut up = json_request(format!("{base}{path}"), target.provider, auth, body)?;
+    for (name, value) in forwarded {
+        up.headers.entry(name).or_insert_with(|| value.clone());
+    }
+    up.headers
+        .entry(HeaderName::from_static("anthropic-version"))
+        .or_insert(HeaderValue::from_static(API_VERSION));
+    Ok(up)
 }
 
 #[cfg(test)]

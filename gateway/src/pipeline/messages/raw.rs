@@ -6,24 +6,19 @@
 //! and `anthropic-beta` (betas such as extended cache TTLs or interleaved thinking need
 //! them), then the adapter's default `anthropic-version`.
 
-use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use crate::{
     failure::{Failure, FailureKind},
     pipeline::passthrough::{RawFormat, Seen},
     providers::{
-        RequestError, Secret, Target, UpstreamRequest,
-        anthropic::{API_VERSION, AnthropicUsage, ErrorFields},
-        openai::json_request,
+        RequestError, Target, UpstreamRequest,
+        anthropic::{AnthropicUsage, ErrorFields},
         quote,
     },
     stream::sse::SseEvent,
     wire::{anthropic::MessagesRequest, openai::Usage},
 };
-
-/// Base URL when the provider has none (the compiler normally fills it in).
-const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 /// Client headers an Anthropic backend receives.
 pub const FORWARDED_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
@@ -37,26 +32,7 @@ pub fn passthrough_request(
     let body = req
         .with_model(target.model)
         .map_err(|e| RequestError::new(format!("request cannot be encoded: {e}"), None))?;
-    let base = target
-        .provider
-        .base_url
-        .as_deref()
-        .unwrap_or(DEFAULT_BASE_URL);
-    let auth = match target.secret {
-        Some(Secret::ApiKey(key)) => Some((
-            HeaderName::from_static("x-api-key"),
-            key.expose().to_owned(),
-        )),
-        _ => None,
-    };
-    let mut up = json_request(format!("{base}{path}"), target.provider, auth, body)?;
-    for (name, value) in &req.forward_headers {
-        up.headers.entry(name).or_insert_with(|| value.clone());
-    }
-    up.headers
-        .entry(HeaderName::from_static("anthropic-version"))
-        .or_insert(HeaderValue::from_static(API_VERSION));
-    Ok(up)
+    crate::providers::anthropic::upstream_request(target, path, body, &req.forward_headers)
 }
 
 #[derive(Deserialize)]
