@@ -133,11 +133,16 @@ impl Settle {
                 failure.kind.as_str(),
             );
         }
+        let what = if failure.kind == crate::failure::FailureKind::ContentPolicy {
+            "stream ended by a guardrail"
+        } else {
+            "stream ended by an upstream failure"
+        };
         tracing::warn!(
             kind = failure.kind.as_str(),
             error = %failure.safe_message(),
             route = %self.labels.route,
-            "stream ended by an upstream failure"
+            "{what}"
         );
     }
 
