@@ -174,6 +174,19 @@ pub trait Operation: Send + Sync + 'static {
         None
     }
 
+    /// Whether `target` would get this request's stream back as the upstream's raw events,
+    /// which no answer guardrail sees (`pipeline::passthrough`): a route that checks answers
+    /// refuses such an attempt before calling the backend.
+    fn raw_stream(_target: &Target<'_>, _req: &Self::Request) -> bool {
+        false
+    }
+
+    /// The JSON answer exactly as the client gets it (after the answer guardrails), once it
+    /// is final: the Responses door stores it here for `previous_response_id` and `GET`.
+    fn answered(_req: &Self::Request, _body: &Bytes) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Runs once the caller is known, before the request is sized and planned (the
     /// Responses door loads the stored conversation `previous_response_id` names here). The
     /// request keeps what it learns in a cell of its own.
@@ -329,6 +342,10 @@ async fn run<O: Operation>(
             request_id,
             created,
         };
+        if checks.is_some_and(|g| g.response.is_some()) && O::raw_stream(&target, req) {
+            walk.refused(pick, unchecked_stream(&target));
+            continue;
+        }
         // 5. translate.
         let upstream_req = match O::translate(adapter, &target, req) {
             Ok(r) => r,
@@ -398,6 +415,7 @@ async fn run<O: Operation>(
                 let error = body.as_ref().err().map(GatewayError::metric_label);
                 let cost = settle.finish(error, json.total_tokens, json.tokens, busy);
                 let body = body?;
+                O::answered(req, &body).await;
                 cache.store_json(&served, &body, cost);
                 respond::json(body, &served, cost)
             }
@@ -419,6 +437,17 @@ async fn run<O: Operation>(
         b.release();
     }
     Err(walk.into_error(model))
+}
+
+/// The refusal of a raw stream on a route whose guardrails check answers.
+fn unchecked_stream(target: &Target<'_>) -> RequestError {
+    RequestError::new(
+        format!(
+            "this route's guardrails check answers, and streams from {} backends are forwarded as they come, unchecked: send `stream: false` on this route",
+            target.provider.provider_type.as_str()
+        ),
+        Some("stream"),
+    )
 }
 
 /// The size stage: tokens are estimated only when a rule, a token quota or a context window

@@ -15,6 +15,7 @@ pub mod encoder;
 pub mod passthrough;
 pub mod raw;
 pub mod store;
+pub mod texts;
 pub mod to_chat;
 
 use std::sync::OnceLock;
@@ -39,7 +40,11 @@ use crate::{
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime, tokens},
     upstream::UpstreamResponse,
-    wire::{openai::ChatRequest, responses::ResponsesRequest},
+    guardrails::PromptText,
+    wire::{
+        openai::ChatRequest,
+        responses::{ResponseObject, ResponsesRequest},
+    },
 };
 
 /// Anthropic thinking budget (tokens) per `reasoning.effort`.
@@ -80,8 +85,11 @@ struct Prepared {
     created_at: i64,
     /// Where the answer is stored (`None` when `store: false`).
     store: Option<ResponseStore>,
-    /// The earlier conversation, then this request's input: stored with the answer.
-    history: Vec<Value>,
+    /// The earlier conversation (`previous_response_id`'s), before this request's input.
+    earlier: Vec<Value>,
+    /// The guardrails were lent this copy's texts (and may have redacted them), so `chat`
+    /// is stale: each attempt translates the request afresh.
+    lent: bool,
     /// `previous_response_id` named a response this gateway has not stored for the caller.
     previous_missing: bool,
     /// The request as a chat request (the refusal when it cannot be one).
@@ -101,21 +109,37 @@ impl ResponsesCall {
         id: String,
         created_at: i64,
         store: Option<ResponseStore>,
-        mut history: Vec<Value>,
+        earlier: Vec<Value>,
         previous_missing: bool,
     ) {
-        let chat = to_chat::to_chat(&self.body, &history);
-        if let Some(input) = &self.body.input {
-            history.extend(input.items());
-        }
+        let chat = to_chat::to_chat(&self.body, &earlier);
         let _ = self.prepared.set(Prepared {
             id,
             created_at,
             store,
-            history,
+            earlier,
+            lent: false,
             previous_missing,
             chat,
         });
+    }
+
+    /// The chat request to translate for one attempt.
+    fn translated(&self, prepared: &Prepared) -> Result<ChatRequest, RequestError> {
+        if prepared.lent {
+            to_chat::to_chat(&self.body, &prepared.earlier)
+        } else {
+            prepared.chat.clone()
+        }
+    }
+
+    /// What is stored with the answer: the earlier conversation, then this input.
+    fn history(&self, prepared: &Prepared) -> Vec<Value> {
+        let mut history = prepared.earlier.clone();
+        if let Some(input) = &self.body.input {
+            history.extend(input.items());
+        }
+        history
     }
 
     fn chat(&self) -> Option<&ChatRequest> {
@@ -268,7 +292,9 @@ impl Operation for Responses {
                 Some("previous_response_id"),
             ));
         }
-        let mut chat = prepared.chat.clone().map_err(|e| refusal(&e, target))?;
+        let mut chat = req
+            .translated(prepared)
+            .map_err(|e| refusal(&e, target))?;
         chat.model = target.model.to_owned();
         apply_effort(&mut chat, req.body.reasoning_effort(), target)
             .map_err(|e| refusal(&e, target))?;
@@ -297,7 +323,7 @@ impl Operation for Responses {
                 answer::template(&req.body, &prepared.id, prepared.created_at, target.model);
             let save = prepared.store.clone().map(|store| SaveTo {
                 store,
-                history: prepared.history.clone(),
+                history: req.history(prepared),
             });
             return Ok(Answer::Stream(Box::new(StreamAnswer {
                 reader,
@@ -310,14 +336,6 @@ impl Operation for Responses {
         let response = answer::from_chat(&req.body, &prepared.id, prepared.created_at, &chat, now);
         let body = serde_json::to_vec(&response)
             .map_err(|e| Failure::protocol(format!("answer cannot be encoded: {e}")))?;
-        if let Some(store) = &prepared.store {
-            store
-                .save(&Stored {
-                    response,
-                    history: prepared.history.clone(),
-                })
-                .await;
-        }
         Ok(Answer::Json(JsonAnswer {
             body: Bytes::from(body),
             tokens: chat.usage.as_ref().map(token_counts),
@@ -325,6 +343,37 @@ impl Operation for Responses {
             model: chat.model,
             clock,
         }))
+    }
+
+    fn prompt_text_mut(req: &mut ResponsesCall) -> Option<Vec<PromptText<'_>>> {
+        Some(texts::prompt(req))
+    }
+
+    fn answer_text_mut(body: &mut Value) -> Option<Vec<&mut String>> {
+        texts::answer(body)
+    }
+
+    fn raw_stream(target: &Target<'_>, req: &ResponsesCall) -> bool {
+        passthrough::applies(target) && req.body.is_stream()
+    }
+
+    /// Stores a translated backend's JSON answer as the client got it (redacted, when the
+    /// route's guardrails redacted it). OpenAI's own answers (another id) live at OpenAI.
+    async fn answered(req: &ResponsesCall, body: &Bytes) {
+        let Some(prepared) = req.prepared.get() else {
+            return;
+        };
+        let Some(store) = &prepared.store else {
+            return;
+        };
+        match serde_json::from_slice::<ResponseObject>(body) {
+            Ok(response) if response.id == prepared.id => {
+                let history = req.history(prepared);
+                store.save(&Stored { response, history }).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "answer not stored: unreadable"),
+        }
     }
 
     async fn prepare(
