@@ -35,12 +35,12 @@ use super::{
 use crate::{
     error::GatewayError,
     failure::Failure,
+    guardrails::PromptText,
     identity::Identity,
     pipeline::stream::StreamReader,
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime, tokens},
     upstream::UpstreamResponse,
-    guardrails::PromptText,
     wire::{
         openai::ChatRequest,
         responses::{ResponseObject, ResponsesRequest},
@@ -292,9 +292,7 @@ impl Operation for Responses {
                 Some("previous_response_id"),
             ));
         }
-        let mut chat = req
-            .translated(prepared)
-            .map_err(|e| refusal(&e, target))?;
+        let mut chat = req.translated(prepared).map_err(|e| refusal(&e, target))?;
         chat.model = target.model.to_owned();
         apply_effort(&mut chat, req.body.reasoning_effort(), target)
             .map_err(|e| refusal(&e, target))?;

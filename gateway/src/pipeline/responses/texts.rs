@@ -49,7 +49,10 @@ fn item_texts<'a>(item: &'a mut Value, out: &mut Vec<PromptText<'a>>) {
     let Value::Object(fields) = item else {
         return;
     };
-    let kind = fields.get("type").and_then(Value::as_str).unwrap_or("message");
+    let kind = fields
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message");
     match kind {
         "message" => {
             let instructions = matches!(
