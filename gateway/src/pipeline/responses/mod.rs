@@ -9,6 +9,9 @@
 //! Conversation state for translated backends is the gateway's ([`store`]): once the caller
 //! is known, [`Operation::prepare`] loads the conversation `previous_response_id` names (in
 //! the caller's scope), and the answer is stored under its new id when `store` is not false.
+//!
+//! Route guardrails see the prompt and the answer through [`texts`]; a redacted copy is
+//! translated afresh, and a JSON answer is stored once checked ([`Operation::answered`]).
 
 pub mod answer;
 pub mod encoder;
