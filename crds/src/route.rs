@@ -85,7 +85,9 @@ macro_rules! same_backend {
     validation = Rule::new(concat!("!has(self.fallbacks) || self.fallbacks.all(f, self.fallbacks.exists_one(g, ", same_backend!("f", "g"), "))"))
         .message("fallbacks must be unique (providerRef and model)")
         .field_path(".fallbacks")
-        .reason(kube::core::Reason::FieldValueDuplicate)
+        .reason(kube::core::Reason::FieldValueDuplicate),
+    validation = Rule::new("!has(self.rateLimit) || !has(self.rateLimits)")
+        .message("set either rateLimit (one limit) or rateLimits (several), not both")
 )]
 pub struct LLMRouteSpec {
     /// The model name applications send in `model`. Unique across all routes and aliases
@@ -132,9 +134,18 @@ pub struct LLMRouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
 
-    /// Rate limiting (not built yet: setting it makes the route `Accepted=False`).
+    /// One rate limit: the single-limit form of `rateLimits`, kept for manifests written
+    /// before several limits per route were possible. Not together with `rateLimits`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitPolicy>,
+
+    /// Rate limits, each counted per route, per client-key team or per client key (e.g. a
+    /// route-wide limit and a per-key one). A request must fit every limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    #[x_kube(validation = Rule::new("self.all(l, self.exists_one(m, (has(m.per) ? m.per : 'route') == (has(l.per) ? l.per : 'route')))")
+        .message("rateLimits[].per must be unique: one limit per route, team and key"))]
+    pub rate_limits: Vec<RateLimitPolicy>,
 
     /// Checks on prompts (and, with `appliesTo`, answers): size, blocked patterns, personal
     /// data and secrets, prompt injection. See `docs/guardrails.md`.
@@ -390,7 +401,7 @@ pub struct SemanticCache {
     pub max_entries: Option<u32>,
 }
 
-/// Request and token rate limits for a route.
+/// Requests and tokens per minute, counted per route, team or client key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.requestsPerMinute) || has(self.tokensPerMinute)")
@@ -400,7 +411,8 @@ pub struct RateLimitPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub requests_per_minute: Option<u32>,
-    /// Tokens (input + output) per minute.
+    /// Tokens (input + output) per minute: the estimate is reserved when a request is
+    /// admitted and corrected to the real usage when the answer ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub tokens_per_minute: Option<u32>,
@@ -409,14 +421,31 @@ pub struct RateLimitPolicy {
     pub per: Option<RateLimitKey>,
 }
 
-/// What a rate limit is counted per.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+/// What a rate limit is counted per. Teams and keys come from the client key (its
+/// Secret's `tollgate.dev/team` annotation), never from a header the client chooses.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitKey {
     /// One counter for the whole route.
+    #[default]
     Route,
-    /// One counter per `x-tollgate-team` header value.
+    /// One counter per client-key team; requests without a team share one counter.
     Team,
+    /// One counter per client key; requests without a known key share one counter.
+    Key,
 }
 
 /// Observed state of an `LLMRoute`.

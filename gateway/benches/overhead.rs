@@ -2,7 +2,8 @@
 //! and through the gateway, on loopback. Prints throughput, client-side latency percentiles
 //! both ways, and the gateway's `tollgate_gateway_overhead_seconds` mean. Then the response
 //! cache: hits (answered without the upstream), what a miss adds over an uncached route, and
-//! the semantic index's brute-force search. Run: `just bench`.
+//! the semantic index's brute-force search; and rate-limited routes (in-process state).
+//! Run: `just bench`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a broken setup should fail the bench loudly
 
@@ -32,7 +33,7 @@ async fn upstream() -> (String, MockServer) {
 
 fn config(dir: &std::path::Path, base: &str) {
     let yaml = format!(
-        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: cached, namespace: bench}}\nspec: {{model: cached, backends: [{{providerRef: {{name: up}}, model: bench}}], cache: {{ttl: 1h}}}}\n"
+        "apiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{name: up, namespace: bench}}\nspec: {{type: openai-compatible, baseURL: \"{base}\", models: [{{name: bench, pricing: {{input: \"1\", output: \"2\"}}}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: chat, namespace: bench}}\nspec: {{model: chat, backends: [{{providerRef: {{name: up}}, model: bench}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: cached, namespace: bench}}\nspec: {{model: cached, backends: [{{providerRef: {{name: up}}, model: bench}}], cache: {{ttl: 1h}}}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: limited, namespace: bench}}\nspec: {{model: limited, backends: [{{providerRef: {{name: up}}, model: bench}}], rateLimits: [{{requestsPerMinute: 4000000000, tokensPerMinute: 4000000000}}, {{per: key, requestsPerMinute: 4000000000}}]}}\n---\napiVersion: llm.tollgate.dev/v1alpha1\nkind: LLMRoute\nmetadata: {{name: rpm, namespace: bench}}\nspec: {{model: rpm, backends: [{{providerRef: {{name: up}}, model: bench}}], rateLimits: [{{requestsPerMinute: 4000000000}}, {{per: key, requestsPerMinute: 4000000000}}]}}\n"
     );
     let mut m = Manifests::default();
     let mut errors = Vec::new();
@@ -169,6 +170,7 @@ async fn main() {
         }
     );
     cache_bench(&g).await;
+    limits_bench(&g).await;
     g.shutdown().await;
     semantic_search_bench();
 }
@@ -268,4 +270,42 @@ fn semantic_search_bench() {
         "  semantic search: {ENTRIES} prompts × {DIMS} dims, brute force: {:.0} µs per lookup",
         t.elapsed().as_secs_f64() / f64::from(rounds) * 1e6
     );
+}
+
+/// The gateway's own time on rate-limited routes (limits far above the load, so every
+/// request is checked and admitted).
+async fn limits_bench(g: &server::Running) {
+    let url = format!("http://{}/v1/chat/completions", g.api_addr);
+    let routes = [
+        ("rpm", "requests per minute, route + per key"),
+        ("limited", "the same + tokens per minute (prompt tokenized)"),
+    ];
+    let mut runs = Vec::new();
+    for (model, _) in routes {
+        runs.push(load_with(url.clone(), |_| body(model, None)).await);
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", g.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for ((model, what), (latencies, wall)) in routes.iter().zip(&runs) {
+        let (sum, count) = route_sum_count(
+            &metrics,
+            "tollgate_gateway_overhead_seconds",
+            &format!("route=\"bench/{model}\""),
+        );
+        println!(
+            "  rate limits ({what}; in-process state): p50 {:>8.0} µs   p99 {:>8.0} µs   {:.0} req/s, overhead mean {:.1} µs over {count} requests",
+            pct(latencies, 0.5),
+            pct(latencies, 0.99),
+            latencies.len() as f64 / wall.as_secs_f64(),
+            if count > 0.0 {
+                sum / count * 1e6
+            } else {
+                f64::NAN
+            }
+        );
+    }
 }

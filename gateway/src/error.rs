@@ -103,6 +103,16 @@ pub enum GatewayError {
         /// The budget's id.
         budget: String,
     },
+    /// A route rate limit has no room for this request (429 with `Retry-After` and the
+    /// `x-ratelimit-*` headers).
+    #[error("{}", .0.message)]
+    RateLimited(Box<crate::limits::Refusal>),
+    /// Rate limits, budgets or shared quotas could not be checked (the shared state is
+    /// down) and the gateway is set to fail closed.
+    #[error(
+        "rate limits and budgets cannot be checked right now (shared state unavailable); try again shortly"
+    )]
+    StateUnavailable,
     /// The route's guardrails refused the prompt or the answer. Names the rule, never the
     /// matched text.
     #[error("{0}")]
@@ -165,6 +175,16 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 Some("not_ready"),
+            ),
+            GatewayError::RateLimited(r) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                r.kind,
+                Some("rate_limit_exceeded"),
+            ),
+            GatewayError::StateUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                Some("state_unavailable"),
             ),
             GatewayError::ContentPolicy(_) => (
                 StatusCode::BAD_REQUEST,
@@ -266,6 +286,8 @@ impl GatewayError {
             GatewayError::Unauthorized(_) => "unauthorized",
             GatewayError::BudgetExceeded { .. } => "budget_exceeded",
             GatewayError::NotReady => "not_ready",
+            GatewayError::RateLimited(_) => "rate_limited",
+            GatewayError::StateUnavailable => "state_unavailable",
             GatewayError::ContentPolicy(_) => "content_policy_violation",
             GatewayError::Internal(_) => "internal_error",
             GatewayError::Upstream(f) => f.kind.as_str(),
@@ -284,6 +306,21 @@ impl IntoResponse for GatewayError {
             && let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        let wait = match &self {
+            GatewayError::RateLimited(r) => {
+                r.headers.apply(response.headers_mut());
+                Some(r.retry_after)
+            }
+            GatewayError::StateUnavailable => Some(std::time::Duration::from_secs(1)),
+            _ => None,
+        };
+        if let Some(wait) = wait {
+            // Whole seconds, rounded up: a client retrying at once would be refused again.
+            let seconds = u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -9,6 +9,7 @@ pub mod error;
 pub mod failure;
 pub mod guardrails;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod pipeline;

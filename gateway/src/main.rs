@@ -92,7 +92,7 @@ struct ServeArgs {
     /// Longest ejection cooldown in milliseconds.
     #[arg(long, default_value_t = 300_000)]
     eject_max_cooldown_ms: u64,
-    /// Redis shared by every replica for budget counters (`redis://[user:pass@]host:port/db`);
+    /// Redis shared by every replica for budget counters, rate limits and key quotas (`redis://[user:pass@]host:port/db`);
     /// without it, counters live in this process. Prefer the environment variable: the URL
     /// may carry a password.
     #[arg(long, env = "TOLLGATE_REDIS_URL", hide_env_values = true)]
@@ -103,6 +103,16 @@ struct ServeArgs {
     /// Prefix of every Redis key, so several gateways can share one Redis.
     #[arg(long, default_value = "tollgate:")]
     redis_prefix: String,
+    /// What a request gets when Redis does not answer (within --redis-timeout-ms): `open`
+    /// serves it without checking rate limits, budgets and shared key quotas; `closed`
+    /// refuses it with 503 until Redis answers again.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "open",
+        env = "TOLLGATE_STATE_FAILURE"
+    )]
+    state_failure: tollgate_gateway::state::FailMode,
     /// Where one JSON usage record per request goes: `off`, `stdout`, or a file path.
     #[arg(long, default_value = "off")]
     usage_log: tollgate_gateway::usage::UsageSink,
@@ -188,6 +198,7 @@ async fn serve(args: ServeArgs) -> std::io::Result<()> {
             },
             clock: tollgate_gateway::budget::WallClock::System,
             usage: args.usage_log,
+            on_state_failure: args.state_failure,
         },
         health: HealthSettings {
             failure_threshold: args.eject_after_failures.max(1),

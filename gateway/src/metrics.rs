@@ -169,6 +169,8 @@ pub struct Metrics {
     retries: Family<ReasonLabels, Counter>,
     ejections: Family<BackendLabels, Counter>,
     panics: Family<RouteLabels, Counter>,
+    /// Rate limits and shared-state failures.
+    pub limits: crate::limits::LimitMetrics,
     /// The response cache's metrics.
     pub cache: crate::cache::CacheMetrics,
     guardrail_findings: Family<GuardrailLabels, Counter>,
@@ -348,6 +350,7 @@ impl Metrics {
             "Requests sent to an ejected backend because every backend of the route was ejected",
             panics.clone(),
         );
+        let limits = crate::limits::LimitMetrics::register(&mut registry);
         let cache = crate::cache::CacheMetrics::register(&mut registry);
         let guardrail_findings = Family::<GuardrailLabels, Counter>::default();
         registry.register(
@@ -356,6 +359,7 @@ impl Metrics {
             guardrail_findings.clone(),
         );
         Self {
+            limits,
             cache,
             guardrail_findings,
             cost,

@@ -96,11 +96,10 @@ impl Snapshot {
                             .and_then(|old| old.keys.get(i))
                             .and_then(|k| k.quota.clone())
                             .unwrap_or_else(|| {
-                                Arc::new(KeyQuota::new(
-                                    l.requests_per_minute,
-                                    l.tokens_per_minute,
-                                    now,
-                                ))
+                                Arc::new(
+                                    KeyQuota::new(l.requests_per_minute, l.tokens_per_minute, now)
+                                        .shared_as(format!("pq:{}#{i}", p.id)),
+                                )
                             })
                     }),
                 })
@@ -141,7 +140,16 @@ impl Snapshot {
                 |b: &BackendConfig| resolve_backend(b, &providers, &clients, &mut health, previous);
             routes.push(RouteRuntime::compile(r, &mut resolve)?);
         }
-        if routes.iter().any(|r| r.rules_count_tokens || r.token_quota) {
+        let tpm = |r: &RouteRuntime| {
+            r.config
+                .rate_limits
+                .iter()
+                .any(|l| l.tokens_per_minute.is_some())
+        };
+        if routes
+            .iter()
+            .any(|r| r.rules_count_tokens || r.token_quota || tpm(r))
+        {
             // Exact counts need the tokenizer's tables: load them here, off the hot path.
             crate::routing::tokens::load_tokenizer();
         }

@@ -9,10 +9,11 @@ use crate::{
     LLMProvider, LLMRoute,
     common::{Duration, LocalRef, Timeouts},
     config::{
-        BackendConfig, CacheConfig, GuardrailsConfig, HeaderMatchConfig, MatchConfig, RetryConfig,
-        RouteConfig, RuleConfig, SemanticConfig, TimeoutsConfig, WeightedBackend,
+        BackendConfig, CacheConfig, GuardrailsConfig, HeaderMatchConfig, MatchConfig,
+        RateLimitConfig, RetryConfig, RouteConfig, RuleConfig, SemanticConfig, TimeoutsConfig,
+        WeightedBackend,
     },
-    route::{Backend, CachePolicy, Guardrails, HeaderMatchType, RetryOn, RouteRule},
+    route::{Backend, CachePolicy, Guardrails, HeaderMatchType, LLMRouteSpec, RetryOn, RouteRule},
 };
 
 /// Accepted routes by id.
@@ -361,12 +362,30 @@ fn compile_one(
             on,
             budget_percent: retry.budget_percent.unwrap_or(20),
         },
+        rate_limits: rate_limits(spec),
         cache: spec
             .cache
             .as_ref()
             .map(|c| cache_config(&object.namespace, c)),
         guardrails: spec.guardrails.as_ref().map(GuardrailsConfig::from_spec),
     }
+}
+
+/// `rateLimit` (one limit) or `rateLimits` (several), sorted by what they count per. The
+/// schema's rules (one form, unique `per`, at least one limit each) hold here already.
+fn rate_limits(spec: &LLMRouteSpec) -> Vec<RateLimitConfig> {
+    let mut out: Vec<RateLimitConfig> = spec
+        .rate_limit
+        .iter()
+        .chain(&spec.rate_limits)
+        .map(|l| RateLimitConfig {
+            per: l.per.unwrap_or_default(),
+            requests_per_minute: l.requests_per_minute,
+            tokens_per_minute: l.tokens_per_minute,
+        })
+        .collect();
+    out.sort_by_key(|l| l.per);
+    out
 }
 
 fn match_config(rule: &RouteRule) -> MatchConfig {

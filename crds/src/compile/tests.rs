@@ -509,29 +509,6 @@ fn catalogue_prices_fill_in_and_say_where_they_came_from() {
 }
 
 #[test]
-fn not_yet_built_features_are_unsupported_not_ignored() {
-    let mut w = World::new();
-    w.routes.push(route(
-        "cached",
-        "2026-01-01T00:00:00Z",
-        json!({"model": "cached", "backends": [backend("mock", "mock-chat")], "rateLimit": {"requestsPerMinute": 10}}),
-    ));
-    let c = w.compile();
-    assert_eq!(
-        summary(&c),
-        vec![(
-            "cached".into(),
-            "spec.rateLimit".into(),
-            Reason::Unsupported
-        )]
-    );
-    assert!(
-        c.config.routes.is_empty(),
-        "an object with an Accepted problem is left out"
-    );
-}
-
-#[test]
 fn schema_and_cel_violations_are_invalid_with_field_paths() {
     let mut w = World::new();
     w.routes.push(route(
@@ -883,3 +860,5 @@ fn over_long_gateway_secret_keys_are_refused() {
 mod cache_tests;
 #[path = "guardrails_tests.rs"]
 mod guardrails_tests;
+#[path = "rate_limit_tests.rs"]
+mod rate_limits;

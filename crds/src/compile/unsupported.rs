@@ -9,16 +9,9 @@ pub(super) fn provider(_spec: &LLMProviderSpec) -> Vec<(&'static str, String)> {
     Vec::new()
 }
 
-/// Not-yet-built route fields.
-pub(super) fn route(spec: &LLMRouteSpec) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    if spec.rate_limit.is_some() {
-        out.push((
-            "spec.rateLimit",
-            "route rate limiting is not built yet; remove spec.rateLimit".to_owned(),
-        ));
-    }
-    out
+/// Not-yet-built route fields: none.
+pub(super) fn route(_spec: &LLMRouteSpec) -> Vec<(&'static str, String)> {
+    Vec::new()
 }
 
 /// Not-yet-built budget fields: none.

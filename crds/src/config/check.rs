@@ -170,6 +170,27 @@ fn check_route(
     if r.retry.backoff_initial_ms > r.retry.backoff_max_ms {
         errors.push(format!("route {}: retry backoff initial exceeds max", r.id));
     }
+    let mut per = BTreeSet::new();
+    for (i, l) in r.rate_limits.iter().enumerate() {
+        if !per.insert(l.per) {
+            errors.push(format!(
+                "route {}: rateLimits[{i}].per {:?} repeats an earlier limit",
+                r.id, l.per
+            ));
+        }
+        if l.requests_per_minute.is_none() && l.tokens_per_minute.is_none() {
+            errors.push(format!(
+                "route {}: rateLimits[{i}] needs requestsPerMinute or tokensPerMinute",
+                r.id
+            ));
+        }
+        if l.requests_per_minute == Some(0) || l.tokens_per_minute == Some(0) {
+            errors.push(format!(
+                "route {}: rateLimits[{i}] limits must be at least 1",
+                r.id
+            ));
+        }
+    }
 }
 
 fn check_backend(

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use crate::provider::ProviderType;
-pub use crate::route::{CacheScope, RetryOn};
+pub use crate::route::{CacheScope, RateLimitKey, RetryOn};
 pub use check::ConfigError;
 pub use guardrails::{Detector, DetectorConfig, GuardrailAction, GuardrailScope, GuardrailsConfig};
 
@@ -252,6 +252,9 @@ pub struct RouteConfig {
     /// Checks on prompts and answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guardrails: Option<GuardrailsConfig>,
+    /// Rate limits; a request must fit every one. At most one per `per`, sorted by it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitConfig>,
 }
 
 /// A route's response cache, with defaults applied.
@@ -279,6 +282,20 @@ pub struct SemanticConfig {
     pub threshold: f64,
     /// Most prompts remembered per scope.
     pub max_entries: u32,
+}
+
+/// One rate limit of a route: requests and/or tokens per minute, counted per `per`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitConfig {
+    /// What the limit is counted per.
+    pub per: RateLimitKey,
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens (input + output) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
 }
 
 impl RouteConfig {

@@ -151,8 +151,8 @@ pub struct Seed {
 /// The budgets' runtime: the state store and the clock.
 #[derive(Debug)]
 pub struct Budgets {
-    /// Where counters live.
-    pub store: StateStore,
+    /// Where counters live (shared with rate limits).
+    pub store: Arc<StateStore>,
     /// Where time comes from.
     pub clock: WallClock,
 }
@@ -175,7 +175,10 @@ pub fn in_scope<'a>(
 impl Budgets {
     /// Budgets on `store`, timed by `clock`.
     pub fn new(store: StateStore, clock: WallClock) -> Self {
-        Self { store, clock }
+        Self {
+            store: Arc::new(store),
+            clock,
+        }
     }
 
     /// Reserves `estimate` on every budget in `budgets`. A `reject` or `downgrade` budget

@@ -34,7 +34,11 @@ pub async fn prompt<O: Operation>(
         },
         operation: O::NAME,
     };
-    guardrails::check_prompt(guard, side, route, &shared.metrics, fired).await
+    let mut redacted = guardrails::check_prompt(guard, side, route, &shared.metrics, fired).await?;
+    if let Some(copy) = &mut redacted {
+        O::redacted(copy)?;
+    }
+    Ok(redacted)
 }
 
 /// The check of a JSON answer: the body to send.

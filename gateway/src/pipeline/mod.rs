@@ -6,8 +6,8 @@
 //! Stages, in order (the `HOOK` lines are where later features plug in):
 //!
 //! 1. **admit** — the snapshot, the route for the requested model, the operation's own
-//!    checks. HOOK identity/auth (who is calling: virtual key, team) and rate limit (per
-//!    route or team) go here, before any work is spent on the request.
+//!    checks, who is calling (client key, team) and the route's rate limits
+//!    ([`crate::limits`]), before any work is spent on the request.
 //! 2. **size** — the prompt's size: a byte bound first (free), an estimate of its tokens only
 //!    when a rule, a key's token quota or a context window needs it (`routing::tokens`,
 //!    O(bytes), bounded).
@@ -168,17 +168,17 @@ pub trait Operation: Send + Sync + 'static {
         None
     }
 
+    /// Called on the copy whose text the prompt guardrails rewrote, before it is sent: an
+    /// operation that also keeps the client's body (the Messages door's passthrough)
+    /// rewrites it here.
+    fn redacted(_req: &mut Self::Request) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
     /// The answer's text in a JSON answer body as the client gets it, mutably. `None`: this
     /// operation cannot show it, so a route that checks answers refuses to return it.
     fn answer_text_mut(_body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
         None
-    }
-
-    /// Whether `target` would get this request's stream back as the upstream's raw events,
-    /// which no answer guardrail sees (`pipeline::passthrough`): a route that checks answers
-    /// refuses such an attempt before calling the backend.
-    fn raw_stream(_target: &Target<'_>, _req: &Self::Request) -> bool {
-        false
     }
 
     /// The JSON answer exactly as the client gets it (after the answer guardrails), once it
@@ -260,11 +260,15 @@ async fn run<O: Operation>(
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_owned()))?;
     let identity = pays::identify(&shared.pays, &snapshot, headers, &route.config.id)?;
+    let limited = crate::limits::admit(&shared.pays.limits, &route.config, &identity, || {
+        O::prompt_tokens(req).saturating_add(O::max_output_tokens(req).unwrap_or(0))
+    })
+    .await?;
     O::prepare(shared, &identity, req).await?;
     // HOOK cache lookup: a stored answer returns here, before any budget is reserved.
     let mut cache =
         match crate::cache::lookup::<O>(shared, route, &identity, req, headers, request_id).await {
-            crate::cache::Lookup::Hit(response) => return Ok(response),
+            crate::cache::Lookup::Hit(response) => return Ok(limited.headers.on(response)),
             crate::cache::Lookup::Miss(pending) => pending,
         };
     // 2. size, 3. plan, then the budgets in scope reserve the estimate; a full `downgrade`
@@ -300,6 +304,7 @@ async fn run<O: Operation>(
         identity,
         reservations,
         request_id: request_id.to_owned(),
+        limits: limited.ticket,
         cache: cache.usage_label(),
         guardrails: fired.clone(),
     });
@@ -329,7 +334,8 @@ async fn run<O: Operation>(
         &shared.metrics,
         prompt,
         started,
-    );
+    )
+    .sharing_quotas(&shared.pays.limits);
     let mut waited = std::time::Duration::ZERO;
     // 4. walk.
     while let Some(pick) = walk.next().await {
@@ -341,11 +347,8 @@ async fn run<O: Operation>(
             secret: pick.secret,
             request_id,
             created,
+            answers_checked: checks.is_some_and(|g| g.response.is_some()),
         };
-        if checks.is_some_and(|g| g.response.is_some()) && O::raw_stream(&target, req) {
-            walk.refused(pick, unchecked_stream(&target));
-            continue;
-        }
         // 5. translate.
         let upstream_req = match O::translate(adapter, &target, req) {
             Ok(r) => r,
@@ -431,23 +434,12 @@ async fn run<O: Operation>(
                 respond::stream(reader, encoder, hooks, settle, &served)
             }
         };
-        return Ok(cache.mark(response));
+        return Ok(limited.headers.on(cache.mark(response)));
     }
     if let Some(b) = bill.take() {
         b.release();
     }
     Err(walk.into_error(model))
-}
-
-/// The refusal of a raw stream on a route whose guardrails check answers.
-fn unchecked_stream(target: &Target<'_>) -> RequestError {
-    RequestError::new(
-        format!(
-            "this route's guardrails check answers, and streams from {} backends are forwarded as they come, unchecked: send `stream: false` on this route",
-            target.provider.provider_type.as_str()
-        ),
-        Some("stream"),
-    )
 }
 
 /// The size stage: tokens are estimated only when a rule, a token quota or a context window

@@ -23,13 +23,15 @@ use crate::{
 /// context window is unknown.
 pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 4096;
 
-/// Budgets and the usage log, shared by every request.
+/// Budgets, rate limits and the usage log, shared by every request.
 #[derive(Debug)]
 pub struct Pays {
     /// Budget counters.
     pub budgets: Budgets,
     /// Usage records.
     pub usage: UsageLog,
+    /// Route rate limits; also what a request gets when the shared state fails.
+    pub limits: Arc<crate::limits::Limiter>,
 }
 
 /// What a request carries from admission to settlement.
@@ -43,6 +45,8 @@ pub struct Bill {
     pub reservations: Vec<Reservation>,
     /// The request id, for the usage record.
     pub request_id: String,
+    /// Rate-limit token reservations, settled with the real usage.
+    pub limits: Option<crate::limits::Ticket>,
     /// On a cached route, how the cache served it (`miss`, `bypass`), for the usage record.
     pub cache: Option<&'static str>,
     /// The guardrail rules that fired, for the usage record.
@@ -101,8 +105,8 @@ pub enum Decision {
     },
 }
 
-/// Reserves `estimate` on `budgets`. The state layer failing is not the client's fault: the
-/// request is served unmetered, with a warning and a metric (fail open).
+/// Reserves `estimate` on `budgets`. When the state layer fails, the fail mode decides:
+/// served unmetered (open) or refused with 503 (closed), with a metric and a log line.
 pub async fn admit(
     pays: &Pays,
     metrics: &Metrics,
@@ -132,14 +136,15 @@ pub async fn admit(
             for b in budgets {
                 metrics.budget_decision(&b.id, "unavailable");
             }
-            tracing::warn!(error = %e, "budget state unavailable; serving without metering against budgets");
+            pays.limits.state_failed("budget", &e)?;
             Ok(Decision::Serve(Vec::new()))
         }
     }
 }
 
 impl Bill {
-    /// Gives the reservations back (the request failed before any provider answered).
+    /// Gives the reservations back (the request failed before any provider answered); the
+    /// rate-limit ticket gives its tokens back when dropped here.
     pub fn release(self) {
         if self.reservations.is_empty() {
             return;
@@ -207,6 +212,16 @@ impl Bill {
                 },
                 metrics,
             );
+        }
+        if let Some(ticket) = self.limits.take() {
+            ticket.settle(tokens.map(|t| {
+                t.input
+                    .saturating_add(t.cached_input)
+                    .saturating_add(t.cache_write)
+                    .saturating_add(t.cache_write_1h)
+                    .saturating_add(t.output)
+                    .saturating_add(t.reasoning)
+            }));
         }
         let reservations = std::mem::take(&mut self.reservations);
         if let (Some(usd), false) = (usd, reservations.is_empty()) {

@@ -83,6 +83,9 @@ impl Settle {
         self.labels.error_type = error_type.unwrap_or("");
         if let (Some((quota, estimated)), Some(actual)) = (&self.quota, total_tokens) {
             quota.settle(Instant::now(), *estimated, actual);
+            if let Some(bill) = &self.bill {
+                crate::limits::quota::settle(&bill.pays.limits, quota, *estimated, actual);
+            }
         }
         self.metrics
             .request(&self.labels, self.started.elapsed().as_secs_f64(), tokens);

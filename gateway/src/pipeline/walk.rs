@@ -14,6 +14,9 @@
 //!    skipped for health or quota only and nothing was tried yet ("panic mode"), the one
 //!    whose cooldown ends first is tried anyway, so a blip that ejects everything cannot turn
 //!    into an outage.
+//! 4. With shared state, a key's quota is also taken from the shared buckets every replica
+//!    counts in (`limits::quota`); a key they refuse is skipped like one over its local
+//!    quota.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,6 +27,7 @@ use crate::{
     backend::{Backend, Key},
     error::GatewayError,
     failure::{Failure, FailureKind},
+    limits::quota::SharedQuota,
     metrics::Metrics,
     providers::{RequestError, Secret},
     resilience::{
@@ -46,6 +50,8 @@ pub struct Pick<'a> {
     pub health: &'a Arc<BackendHealth>,
     /// Whether it comes from `fallbacks`.
     pub fallback: bool,
+    /// Whether the key's quota was also taken from shared state.
+    pub shared_quota: bool,
     /// 1-based number of this attempt among those sent upstream (retries included).
     pub attempt: usize,
     index: usize,
@@ -66,6 +72,7 @@ pub struct Walk<'a> {
     settings: &'a HealthSettings,
     metrics: &'a Metrics,
     route: &'a str,
+    quotas: Option<&'a Arc<crate::limits::Limiter>>,
     deadline: Instant,
     prompt: PromptSize,
     position: usize,
@@ -100,6 +107,7 @@ impl<'a> Walk<'a> {
             settings,
             metrics,
             route: &route.config.id,
+            quotas: None,
             deadline: started + route.longest_total,
             prompt,
             position: 0,
@@ -113,6 +121,12 @@ impl<'a> Walk<'a> {
             unavailable: false,
             panicked: false,
         }
+    }
+
+    /// Counts provider key quotas in `limiter`'s shared state too (when it has one).
+    pub fn sharing_quotas(mut self, limiter: &'a Arc<crate::limits::Limiter>) -> Self {
+        self.quotas = limiter.shares_quotas().then_some(limiter);
+        self
     }
 
     /// The next attempt, sleeping for a backoff first when retrying; `None` when the walk is
@@ -130,11 +144,11 @@ impl<'a> Walk<'a> {
             let index = self.position;
             self.position += 1;
             self.tries_here = 0;
-            if let Some(pick) = self.take(index, false) {
+            if let Some(pick) = self.take(index, false).await {
                 return Some(pick);
             }
         }
-        self.panic()
+        self.panic().await
     }
 
     async fn retry(
@@ -161,7 +175,7 @@ impl<'a> Walk<'a> {
         }
         self.metrics.retry(self.route, kind.as_str());
         tokio::time::sleep(wait).await;
-        self.take(index, false)
+        self.take(index, false).await
     }
 
     /// Whether one of `backend`'s keys will be usable at `at`: its circuit closed or its
@@ -181,7 +195,7 @@ impl<'a> Walk<'a> {
     /// Panic mode: nothing was tried because health or quotas ruled every backend out; try
     /// the one whose cooldown ends first (among those the prompt fits and that can express
     /// the request).
-    fn panic(&mut self) -> Option<Pick<'a>> {
+    async fn panic(&mut self) -> Option<Pick<'a>> {
         if self.attempts > 0 || self.panicked || !self.unavailable {
             return None;
         }
@@ -197,7 +211,7 @@ impl<'a> Walk<'a> {
         );
         self.metrics.panic_mode(self.route);
         self.position = soonest + 1;
-        self.take(soonest, true)
+        self.take(soonest, true).await
     }
 
     /// The adapter of `pick` cannot express the request: the attempt is taken back (nothing
@@ -208,6 +222,9 @@ impl<'a> Walk<'a> {
         let now = Instant::now();
         if let Some(q) = pick.quota {
             q.release(now, self.prompt.tokens);
+            if let (true, Some(limiter)) = (pick.shared_quota, self.quotas) {
+                crate::limits::quota::release(limiter, q, self.prompt.tokens);
+            }
         }
         // A client fault says nothing about the backend; it only releases a trial.
         pick.health
@@ -283,7 +300,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn take(&mut self, index: usize, force: bool) -> Option<Pick<'a>> {
+    async fn take(&mut self, index: usize, force: bool) -> Option<Pick<'a>> {
         let backend = *self.plan.backends.get(index)?;
         if self.is_refused(index) {
             return None;
@@ -311,11 +328,29 @@ impl<'a> Walk<'a> {
                 self.unavailable = true;
                 continue;
             }
+            // The shared quota next (still before health, for the same reason); panic mode
+            // ignores quotas, as it does locally.
+            let shared = match (quota, self.quotas) {
+                (Some(q), Some(limiter)) if !force => {
+                    match limiter.take_quota(q, self.prompt.tokens).await {
+                        SharedQuota::Taken => true,
+                        SharedQuota::Local => false,
+                        SharedQuota::Full(_) => {
+                            self.unavailable = true;
+                            continue;
+                        }
+                    }
+                }
+                _ => false,
+            };
             let admitted = match health.admit(now) {
                 Admission::Allowed | Admission::Trial => true,
                 Admission::Rejected { .. } => force,
             };
             if !admitted {
+                if let (true, Some(q), Some(limiter)) = (shared, quota, self.quotas) {
+                    crate::limits::quota::release(limiter, q, self.prompt.tokens);
+                }
                 self.unavailable = true;
                 continue;
             }
@@ -332,6 +367,7 @@ impl<'a> Walk<'a> {
                 quota: quota.as_ref(),
                 health,
                 fallback: self.plan.is_fallback(index),
+                shared_quota: shared,
                 attempt: self.attempts,
                 index,
             });

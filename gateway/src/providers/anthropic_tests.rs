@@ -33,6 +33,7 @@ pub(super) fn target<'a>(p: &'a ProviderConfig, secret: &'a Secret) -> Target<'a
         secret: Some(secret),
         request_id: "req-1",
         created: 1_700_000_000,
+        answers_checked: false,
     }
 }
 

@@ -35,6 +35,7 @@ pub(super) fn target<'a>(provider: &'a ProviderConfig, secret: Option<&'a Secret
         secret,
         request_id: "req-1",
         created: 1_700_000_000,
+        answers_checked: false,
     }
 }
 

@@ -46,6 +46,7 @@ fn with_target<T>(f: impl FnOnce(&Target<'_>) -> T) -> T {
         secret: Some(&secret),
         request_id: "req1",
         created: 1_700_000_000,
+        answers_checked: false,
     };
     f(&target)
 }
@@ -373,6 +374,7 @@ fn only_api_keys_are_sent_and_qualified_models_are_kept() {
             secret,
             request_id: "r",
             created: 0,
+            answers_checked: false,
         };
         let req = Gemini
             .chat_request(&target, &request(chat(json!({}))))

@@ -84,6 +84,9 @@ pub struct Target<'a> {
     pub request_id: &'a str,
     /// Unix seconds when the gateway received the request, for `created`.
     pub created: i64,
+    /// Whether the route's guardrails check answers: a stream must then reach the client
+    /// through the pipeline's chunk filters, never as raw passthrough.
+    pub answers_checked: bool,
 }
 
 /// An HTTP request to send upstream.

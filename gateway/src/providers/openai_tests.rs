@@ -34,6 +34,7 @@ fn target<'a>(p: &'a ProviderConfig, secret: &'a Secret) -> Target<'a> {
         secret: Some(secret),
         request_id: "r1",
         created: 1,
+        answers_checked: false,
     }
 }
 

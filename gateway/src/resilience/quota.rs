@@ -10,7 +10,10 @@
     reason = "only keys with limits have a quota; its two buckets change together under a lock held for a few instructions"
 )]
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{
+    Mutex, PoisonError,
+    atomic::{AtomicU64, Ordering},
+};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -115,6 +118,14 @@ impl Buckets {
 #[derive(Debug)]
 pub struct KeyQuota {
     buckets: Mutex<Buckets>,
+    requests_per_minute: Option<u32>,
+    tokens_per_minute: Option<u32>,
+    /// The state key prefix of this credential's shared buckets (`pq:<provider>#<index>`).
+    shared_key: String,
+    /// With shared state: when (wall-clock milliseconds, the state's time) the shared
+    /// requests bucket has room again, as last seen, so an exhausted key is skipped without
+    /// asking the state until then.
+    shared_ready_ms: AtomicU64,
 }
 
 // === impl KeyQuota ===
@@ -131,7 +142,40 @@ impl KeyQuota {
                 requests: requests_per_minute.map(|n| Bucket::new(n, now)),
                 tokens: tokens_per_minute.map(|n| Bucket::new(n, now)),
             }),
+            shared_ready_ms: AtomicU64::new(0),
+            requests_per_minute,
+            tokens_per_minute,
+            shared_key: String::new(),
         }
+    }
+
+    /// The same quota, counted also in shared state under `key` when the gateway has a
+    /// shared store (see `limits::quota`).
+    pub fn shared_as(mut self, key: String) -> Self {
+        self.shared_key = key;
+        self
+    }
+
+    /// The shared state key prefix (empty when none was given).
+    pub fn shared_key(&self) -> &str {
+        &self.shared_key
+    }
+
+    /// Requests and tokens per minute.
+    pub fn limits(&self) -> (Option<u32>, Option<u32>) {
+        (self.requests_per_minute, self.tokens_per_minute)
+    }
+
+    /// Records that the shared requests bucket has no room before `at_ms`.
+    pub fn shared_full_until(&self, at_ms: u64) {
+        self.shared_ready_ms.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
+    /// Milliseconds from `now_ms` until the shared requests bucket has room, as last seen.
+    pub fn shared_full_for(&self, now_ms: u64) -> u64 {
+        self.shared_ready_ms
+            .load(Ordering::Relaxed)
+            .saturating_sub(now_ms)
     }
 
     fn buckets(&self, now: Instant) -> std::sync::MutexGuard<'_, Buckets> {

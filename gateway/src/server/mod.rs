@@ -64,6 +64,9 @@ pub struct PaysOptions {
     pub clock: crate::budget::WallClock,
     /// Usage records: off, stdout or a file.
     pub usage: crate::usage::UsageSink,
+    /// What a request gets when the shared state cannot answer: served unchecked (open,
+    /// the default) or 503 (closed). Rate limits, budgets and shared key quotas alike.
+    pub on_state_failure: crate::state::FailMode,
 }
 
 impl Default for PaysOptions {
@@ -72,6 +75,7 @@ impl Default for PaysOptions {
             state: crate::state::StateSettings::Memory,
             clock: crate::budget::WallClock::System,
             usage: crate::usage::UsageSink::Off,
+            on_state_failure: crate::state::FailMode::Open,
         }
     }
 }
@@ -146,9 +150,17 @@ pub async fn start(options: Options) -> std::io::Result<Running> {
     let config = Arc::new(ConfigState::new());
     let store = crate::state::StateStore::new(&options.pays.state)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let budgets = crate::budget::Budgets::new(store, options.pays.clock.clone());
+    let limits = Arc::new(crate::limits::Limiter::new(
+        Arc::clone(&budgets.store),
+        options.pays.clock.clone(),
+        options.pays.on_state_failure,
+        Arc::clone(&metrics),
+    ));
     let pays = Arc::new(crate::pipeline::pays::Pays {
-        budgets: crate::budget::Budgets::new(store, options.pays.clock.clone()),
+        budgets,
         usage: crate::usage::UsageLog::start(&options.pays.usage, Arc::clone(&metrics))?,
+        limits,
     });
     let cache = crate::cache::Cache::new(
         &options.cache,

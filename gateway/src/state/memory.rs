@@ -12,7 +12,10 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
-use super::{Admission, StateError, Window};
+use super::{
+    Admission, StateError, Window,
+    bucket::{self, BucketOp, Level, Stored, Taken},
+};
 
 /// Writes between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 4096;
@@ -41,6 +44,7 @@ enum Value {
     Counter(i64),
     Window(BTreeMap<i64, i64>),
     Bytes(Vec<u8>),
+    Bucket(Stored),
 }
 
 /// Whether `amount` may be added to `total` under `limit` (shared with the Redis scripts).
@@ -160,6 +164,58 @@ impl MemoryState {
         *slot = slot.saturating_add(amount);
         Ok(Admission::Granted {
             total: total.saturating_add(amount),
+        })
+    }
+
+    /// Takes (`take`) or adjusts every bucket of `ops` at once: a take changes nothing
+    /// unless every bucket has room.
+    pub(super) fn buckets(
+        &self,
+        ops: &[BucketOp],
+        take: bool,
+        now_ms: u64,
+    ) -> Result<Taken, StateError> {
+        let mut inner = self.lock();
+        let mut levels = Vec::with_capacity(ops.len());
+        for op in ops {
+            let stored = match inner.live(&op.key, now_ms) {
+                None => None,
+                Some(Value::Bucket(s)) => Some(*s),
+                Some(_) => return Err(StateError::WrongKind(op.key.clone())),
+            };
+            levels.push(bucket::refill(stored, op, now_ms));
+        }
+        let granted = !take
+            || ops
+                .iter()
+                .zip(&levels)
+                .all(|(op, s)| bucket::fits(s.units, op));
+        let mut out = Vec::with_capacity(ops.len());
+        for (op, mut s) in ops.iter().zip(levels) {
+            if granted {
+                s.units = bucket::apply(s.units, op, take);
+                inner.wrote(now_ms);
+                let keep = bucket::keep_ms(s.units, op);
+                if keep == 0 {
+                    inner.entries.remove(&op.key);
+                } else {
+                    inner.entries.insert(
+                        op.key.clone(),
+                        Entry {
+                            value: Value::Bucket(s),
+                            expires_ms: now_ms.saturating_add(keep),
+                        },
+                    );
+                }
+            }
+            out.push(Level {
+                units: s.units,
+                per_minute: op.per_minute,
+            });
+        }
+        Ok(Taken {
+            granted,
+            levels: out,
         })
     }
 

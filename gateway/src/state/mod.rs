@@ -1,6 +1,7 @@
 //! Shared state: counters, rolling windows and key-value entries with a time to live.
 //!
-//! Budgets use it now; the response cache and rate limits reuse it. Two backends behind one
+//! Budgets, rate limits and provider key quotas ([`bucket`]) use it; the response cache
+//! reuses it. Two backends behind one
 //! closed enum (no `dyn` on the hot path):
 //! - [`MemoryState`], the default: one gateway replica, nothing to run. Spend survives a
 //!   restart through the operator hand-off (see `docs/state.md`), not through this store.
@@ -12,7 +13,9 @@
 //! come from the caller, so tests drive a clock and all replicas bucket windows alike.
 //! Every Redis call is bounded by a timeout: Redis being down is an error, never a hang.
 
+pub mod bucket;
 mod memory;
+mod outage;
 mod redis;
 #[doc(hidden)]
 pub mod redis_server;
@@ -21,7 +24,9 @@ mod tests;
 
 use std::time::Duration;
 
+pub use bucket::{BucketOp, Level, Taken};
 pub use memory::MemoryState;
+pub use outage::{FailMode, Outage};
 pub use redis::RedisState;
 
 /// Why a state operation failed.
@@ -123,8 +128,8 @@ pub enum StateSettings {
 pub enum StateStore {
     /// In-process.
     Memory(MemoryState),
-    /// Shared through Redis.
-    Redis(RedisState),
+    /// Shared through Redis (boxed: the connection and scripts outweigh the in-process map).
+    Redis(Box<RedisState>),
 }
 
 impl StateStore {
@@ -136,7 +141,7 @@ impl StateStore {
                 url,
                 timeout,
                 prefix,
-            } => StateStore::Redis(RedisState::new(url, *timeout, prefix)?),
+            } => StateStore::Redis(Box::new(RedisState::new(url, *timeout, prefix)?)),
         })
     }
 
@@ -251,6 +256,27 @@ impl StateStore {
             StateStore::Memory(m) => m.window_reserve(key, amount, limit, window, now_ms),
             StateStore::Redis(r) => r.window_reserve(key, amount, limit, window, now_ms).await,
         }
+    }
+
+    /// Takes every bucket's amount, all or none (see [`bucket`]).
+    pub async fn buckets_take(&self, ops: &[BucketOp], now_ms: u64) -> Result<Taken, StateError> {
+        match self {
+            StateStore::Memory(m) => m.buckets(ops, true, now_ms),
+            StateStore::Redis(r) => r.buckets(ops, true, now_ms).await,
+        }
+    }
+
+    /// Gives each bucket its amount back (negative: charges more), never above its limit.
+    pub async fn buckets_adjust(
+        &self,
+        ops: &[BucketOp],
+        now_ms: u64,
+    ) -> Result<Vec<Level>, StateError> {
+        match self {
+            StateStore::Memory(m) => m.buckets(ops, false, now_ms),
+            StateStore::Redis(r) => r.buckets(ops, false, now_ms).await,
+        }
+        .map(|t| t.levels)
     }
 
     /// The value stored under `key`, unless absent or expired.

@@ -11,7 +11,10 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use super::{Admission, StateError, Window};
+use super::{
+    Admission, StateError, Window,
+    bucket::{BUCKETS_SCRIPT, BucketOp, Level, Taken},
+};
 
 const COUNTER_ADD: &str = r"
 local total = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -87,6 +90,7 @@ struct Scripts {
     counter_reserve: Script,
     counter_raise: Script,
     window: Script,
+    buckets: Script,
 }
 
 impl std::fmt::Debug for RedisState {
@@ -129,6 +133,7 @@ impl RedisState {
                 counter_reserve: Script::new(COUNTER_RESERVE),
                 counter_raise: Script::new(COUNTER_RAISE),
                 window: Script::new(WINDOW),
+                buckets: Script::new(BUCKETS_SCRIPT),
             },
         })
     }
@@ -282,6 +287,49 @@ impl RedisState {
     ) -> Result<Admission, StateError> {
         self.window("reserve", key, (amount, limit), window, (now_ms, now_ms))
             .await
+    }
+
+    /// One script for every bucket of a request, so the all-or-none take is atomic.
+    pub(super) async fn buckets(
+        &self,
+        ops: &[BucketOp],
+        take: bool,
+        now_ms: u64,
+    ) -> Result<Taken, StateError> {
+        let mut invocation = self.scripts.buckets.prepare_invoke();
+        invocation
+            .arg(if take { "take" } else { "adjust" })
+            .arg(now_ms);
+        for op in ops {
+            invocation
+                .key(self.key(&op.key))
+                .arg(op.rate())
+                .arg(op.units());
+        }
+        let reply: Vec<i64> = self
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        let Some((granted, units)) = reply.split_first() else {
+            return Err(StateError::Redis(
+                "the bucket script answered nothing".to_owned(),
+            ));
+        };
+        if units.len() != ops.len() {
+            return Err(StateError::Redis(
+                "the bucket script answered another number of buckets".to_owned(),
+            ));
+        }
+        Ok(Taken {
+            granted: *granted == 1,
+            levels: ops
+                .iter()
+                .zip(units)
+                .map(|(op, units)| Level {
+                    units: *units,
+                    per_minute: op.per_minute,
+                })
+                .collect(),
+        })
     }
 
     pub(super) async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {

@@ -24,6 +24,15 @@ impl Drop for RedisServer {
     }
 }
 
+fn spawn(port: &str) -> std::io::Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", port, "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
 impl RedisServer {
     /// Starts one, or returns `None` after printing `SKIPPED:` when the binary is missing
     /// outside CI. Panics in CI without the binary, and when the server does not come up.
@@ -32,12 +41,7 @@ impl RedisServer {
             Ok(addr) => addr.port(),
             Err(e) => panic!("{test}: no free loopback port: {e}"),
         };
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        let spawned = spawn(&port.to_string());
         let child = match spawned {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -82,5 +86,17 @@ impl RedisServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts a fresh (empty) server on the same port after [`kill`](Self::kill), as a
+    /// Redis coming back after an outage.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let port = self.url.rsplit(':').next().unwrap_or_default().to_owned();
+        self.child = match spawn(&port) {
+            Ok(child) => child,
+            Err(e) => panic!("cannot restart redis-server: {e}"),
+        };
+        self.wait_ready().await;
     }
 }

@@ -87,6 +87,7 @@ fn recorded_tool_call_streams_become_the_same_events_at_every_split() {
             secret: None,
             request_id: "req-1",
             created: 1,
+            answers_checked: false,
         };
         let mut first: Option<String> = None;
         for split in 1..raw.len() {

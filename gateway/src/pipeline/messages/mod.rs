@@ -14,6 +14,7 @@
 
 pub mod answer;
 pub mod encoder;
+pub mod guard;
 pub mod raw;
 pub mod to_chat;
 
@@ -35,6 +36,7 @@ use super::{
 use crate::{
     error::GatewayError,
     failure::Failure,
+    guardrails::PromptText,
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime, tokens},
     upstream::UpstreamResponse,
@@ -116,6 +118,14 @@ impl Operation for Messages {
         req: &MessagesRequest,
     ) -> Result<UpstreamRequest, RequestError> {
         match adapter {
+            // A passthrough stream skips the chunk filters that check answers.
+            Adapter::Anthropic(_) if req.is_stream() && target.answers_checked => {
+                Err(RequestError::new(
+                    "the route's guardrails check answers, which an Anthropic backend's \
+                     stream on /v1/messages cannot pass through; ask without `stream`",
+                    Some("stream"),
+                ))
+            }
             Adapter::Anthropic(_) => raw::passthrough_request(target, req, "/v1/messages"),
             _ => {
                 let chat = to_chat::to_chat(&req.body, target.provider.provider_type)?;
@@ -178,6 +188,18 @@ impl Operation for Messages {
 
     fn cache_key(req: &MessagesRequest, out: &mut sha2::Sha256) -> bool {
         crate::cache::key::messages(req, out)
+    }
+
+    fn prompt_text_mut(req: &mut MessagesRequest) -> Option<Vec<PromptText<'_>>> {
+        Some(guard::prompt_texts(&mut req.body))
+    }
+
+    fn redacted(req: &mut MessagesRequest) -> Result<(), GatewayError> {
+        guard::rebuild_raw(req)
+    }
+
+    fn answer_text_mut(body: &mut serde_json::Value) -> Option<Vec<&mut String>> {
+        guard::answer_texts(body)
     }
 }
 
@@ -264,6 +286,15 @@ impl Operation for CountTokens {
 
     fn error_response(e: GatewayError) -> axum::response::Response {
         answer::error_response(e)
+    }
+
+    // The prompt goes to Anthropic to be counted: the same checks as a message.
+    fn prompt_text_mut(req: &mut MessagesRequest) -> Option<Vec<PromptText<'_>>> {
+        Some(guard::prompt_texts(&mut req.body))
+    }
+
+    fn redacted(req: &mut MessagesRequest) -> Result<(), GatewayError> {
+        guard::rebuild_raw(req)
     }
 }
 

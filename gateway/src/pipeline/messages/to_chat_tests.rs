@@ -70,6 +70,7 @@ fn upstream(kind: ProviderType, body: &str) -> Result<Value, RequestError> {
         secret: (kind != ProviderType::Bedrock).then_some(&secret),
         request_id: "req-1",
         created: 1,
+        answers_checked: false,
     };
     let up = Messages::translate(&Adapter::for_type(kind), &target, &request(body))?;
     Ok(serde_json::from_slice(&up.body).unwrap())

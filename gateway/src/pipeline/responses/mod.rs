@@ -11,7 +11,8 @@
 //! the caller's scope), and the answer is stored under its new id when `store` is not false.
 //!
 //! Route guardrails see the prompt and the answer through [`texts`]; a redacted copy is
-//! translated afresh, and a JSON answer is stored once checked ([`Operation::answered`]).
+//! translated again (`Operation::redacted`), and a JSON answer is stored once checked
+//! ([`Operation::answered`]).
 
 pub mod answer;
 pub mod encoder;
@@ -90,9 +91,6 @@ struct Prepared {
     store: Option<ResponseStore>,
     /// The earlier conversation (`previous_response_id`'s), before this request's input.
     earlier: Vec<Value>,
-    /// The guardrails were lent this copy's texts (and may have redacted them), so `chat`
-    /// is stale: each attempt translates the request afresh.
-    lent: bool,
     /// `previous_response_id` named a response this gateway has not stored for the caller.
     previous_missing: bool,
     /// The request as a chat request (the refusal when it cannot be one).
@@ -121,19 +119,9 @@ impl ResponsesCall {
             created_at,
             store,
             earlier,
-            lent: false,
             previous_missing,
             chat,
         });
-    }
-
-    /// The chat request to translate for one attempt.
-    fn translated(&self, prepared: &Prepared) -> Result<ChatRequest, RequestError> {
-        if prepared.lent {
-            to_chat::to_chat(&self.body, &prepared.earlier)
-        } else {
-            prepared.chat.clone()
-        }
     }
 
     /// What is stored with the answer: the earlier conversation, then this input.
@@ -278,6 +266,16 @@ impl Operation for Responses {
         req: &ResponsesCall,
     ) -> Result<UpstreamRequest, RequestError> {
         if passthrough::applies(target) {
+            if req.body.is_stream() && target.answers_checked {
+                // The upstream's events are forwarded raw, past the answer guardrails.
+                return Err(RequestError::new(
+                    format!(
+                        "this route's guardrails check answers, and Responses streams from {} backends are forwarded as they come, unchecked: send `stream: false` on this route",
+                        target.provider.provider_type.as_str()
+                    ),
+                    Some("stream"),
+                ));
+            }
             return passthrough::request(target, &req.body);
         }
         let prepared = req.prepared()?;
@@ -295,7 +293,7 @@ impl Operation for Responses {
                 Some("previous_response_id"),
             ));
         }
-        let mut chat = req.translated(prepared).map_err(|e| refusal(&e, target))?;
+        let mut chat = prepared.chat.clone().map_err(|e| refusal(&e, target))?;
         chat.model = target.model.to_owned();
         apply_effort(&mut chat, req.body.reasoning_effort(), target)
             .map_err(|e| refusal(&e, target))?;
@@ -350,12 +348,17 @@ impl Operation for Responses {
         Some(texts::prompt(req))
     }
 
-    fn answer_text_mut(body: &mut Value) -> Option<Vec<&mut String>> {
-        texts::answer(body)
+    /// The redacted copy's chat request is translated again from its redacted texts.
+    fn redacted(req: &mut ResponsesCall) -> Result<(), GatewayError> {
+        let ResponsesCall { body, prepared } = req;
+        if let Some(prepared) = prepared.get_mut() {
+            prepared.chat = to_chat::to_chat(body, &prepared.earlier);
+        }
+        Ok(())
     }
 
-    fn raw_stream(target: &Target<'_>, req: &ResponsesCall) -> bool {
-        passthrough::applies(target) && req.body.is_stream()
+    fn answer_text_mut(body: &mut Value) -> Option<Vec<&mut String>> {
+        texts::answer(body)
     }
 
     /// Stores a translated backend's JSON answer as the client got it (redacted, when the

@@ -115,6 +115,7 @@ fn target<'a>(p: &'a ProviderConfig, secret: &'a Secret, model: &'a str) -> Targ
         secret: Some(secret),
         request_id: "req-1",
         created: CREATED,
+        answers_checked: false,
     }
 }
 

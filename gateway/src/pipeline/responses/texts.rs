@@ -23,8 +23,6 @@ pub fn prompt(call: &mut ResponsesCall) -> Vec<PromptText<'_>> {
         });
     }
     if let Some(prepared) = prepared.get_mut() {
-        // The copy's texts may change: translate it afresh (see `ResponsesCall::translated`).
-        prepared.lent = true;
         for item in &mut prepared.earlier {
             item_texts(item, &mut out);
         }
