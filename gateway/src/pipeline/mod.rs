@@ -181,6 +181,12 @@ pub trait Operation: Send + Sync + 'static {
         None
     }
 
+    /// The JSON answer exactly as the client gets it (after the answer guardrails), once it
+    /// is final: the Responses door stores it here for `previous_response_id` and `GET`.
+    fn answered(_req: &Self::Request, _body: &Bytes) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Runs once the caller is known, before the request is sized and planned (the
     /// Responses door loads the stored conversation `previous_response_id` names here). The
     /// request keeps what it learns in a cell of its own.
@@ -412,6 +418,7 @@ async fn run<O: Operation>(
                 let error = body.as_ref().err().map(GatewayError::metric_label);
                 let cost = settle.finish(error, json.total_tokens, json.tokens, busy);
                 let body = body?;
+                O::answered(req, &body).await;
                 cache.store_json(&served, &body, cost);
                 respond::json(body, &served, cost)
             }

@@ -9,12 +9,17 @@
 //! Conversation state for translated backends is the gateway's ([`store`]): once the caller
 //! is known, [`Operation::prepare`] loads the conversation `previous_response_id` names (in
 //! the caller's scope), and the answer is stored under its new id when `store` is not false.
+//!
+//! Route guardrails see the prompt and the answer through [`texts`]; a redacted copy is
+//! translated again (`Operation::redacted`), and a JSON answer is stored once checked
+//! ([`Operation::answered`]).
 
 pub mod answer;
 pub mod encoder;
 pub mod passthrough;
 pub mod raw;
 pub mod store;
+pub mod texts;
 pub mod to_chat;
 
 use std::sync::OnceLock;
@@ -34,12 +39,16 @@ use super::{
 use crate::{
     error::GatewayError,
     failure::Failure,
+    guardrails::PromptText,
     identity::Identity,
     pipeline::stream::StreamReader,
     providers::{Adapter, RequestError, Target, UpstreamRequest},
     routing::{self, Plan, RouteRuntime, tokens},
     upstream::UpstreamResponse,
-    wire::{openai::ChatRequest, responses::ResponsesRequest},
+    wire::{
+        openai::ChatRequest,
+        responses::{ResponseObject, ResponsesRequest},
+    },
 };
 
 /// Anthropic thinking budget (tokens) per `reasoning.effort`.
@@ -80,8 +89,8 @@ struct Prepared {
     created_at: i64,
     /// Where the answer is stored (`None` when `store: false`).
     store: Option<ResponseStore>,
-    /// The earlier conversation, then this request's input: stored with the answer.
-    history: Vec<Value>,
+    /// The earlier conversation (`previous_response_id`'s), before this request's input.
+    earlier: Vec<Value>,
     /// `previous_response_id` named a response this gateway has not stored for the caller.
     previous_missing: bool,
     /// The request as a chat request (the refusal when it cannot be one).
@@ -101,21 +110,27 @@ impl ResponsesCall {
         id: String,
         created_at: i64,
         store: Option<ResponseStore>,
-        mut history: Vec<Value>,
+        earlier: Vec<Value>,
         previous_missing: bool,
     ) {
-        let chat = to_chat::to_chat(&self.body, &history);
-        if let Some(input) = &self.body.input {
-            history.extend(input.items());
-        }
+        let chat = to_chat::to_chat(&self.body, &earlier);
         let _ = self.prepared.set(Prepared {
             id,
             created_at,
             store,
-            history,
+            earlier,
             previous_missing,
             chat,
         });
+    }
+
+    /// What is stored with the answer: the earlier conversation, then this input.
+    fn history(&self, prepared: &Prepared) -> Vec<Value> {
+        let mut history = prepared.earlier.clone();
+        if let Some(input) = &self.body.input {
+            history.extend(input.items());
+        }
+        history
     }
 
     fn chat(&self) -> Option<&ChatRequest> {
@@ -251,6 +266,16 @@ impl Operation for Responses {
         req: &ResponsesCall,
     ) -> Result<UpstreamRequest, RequestError> {
         if passthrough::applies(target) {
+            if req.body.is_stream() && target.answers_checked {
+                // The upstream's events are forwarded raw, past the answer guardrails.
+                return Err(RequestError::new(
+                    format!(
+                        "this route's guardrails check answers, and Responses streams from {} backends are forwarded as they come, unchecked: send `stream: false` on this route",
+                        target.provider.provider_type.as_str()
+                    ),
+                    Some("stream"),
+                ));
+            }
             return passthrough::request(target, &req.body);
         }
         let prepared = req.prepared()?;
@@ -297,7 +322,7 @@ impl Operation for Responses {
                 answer::template(&req.body, &prepared.id, prepared.created_at, target.model);
             let save = prepared.store.clone().map(|store| SaveTo {
                 store,
-                history: prepared.history.clone(),
+                history: req.history(prepared),
             });
             return Ok(Answer::Stream(Box::new(StreamAnswer {
                 reader,
@@ -310,14 +335,6 @@ impl Operation for Responses {
         let response = answer::from_chat(&req.body, &prepared.id, prepared.created_at, &chat, now);
         let body = serde_json::to_vec(&response)
             .map_err(|e| Failure::protocol(format!("answer cannot be encoded: {e}")))?;
-        if let Some(store) = &prepared.store {
-            store
-                .save(&Stored {
-                    response,
-                    history: prepared.history.clone(),
-                })
-                .await;
-        }
         Ok(Answer::Json(JsonAnswer {
             body: Bytes::from(body),
             tokens: chat.usage.as_ref().map(token_counts),
@@ -325,6 +342,42 @@ impl Operation for Responses {
             model: chat.model,
             clock,
         }))
+    }
+
+    fn prompt_text_mut(req: &mut ResponsesCall) -> Option<Vec<PromptText<'_>>> {
+        Some(texts::prompt(req))
+    }
+
+    /// The redacted copy's chat request is translated again from its redacted texts.
+    fn redacted(req: &mut ResponsesCall) -> Result<(), GatewayError> {
+        let ResponsesCall { body, prepared } = req;
+        if let Some(prepared) = prepared.get_mut() {
+            prepared.chat = to_chat::to_chat(body, &prepared.earlier);
+        }
+        Ok(())
+    }
+
+    fn answer_text_mut(body: &mut Value) -> Option<Vec<&mut String>> {
+        texts::answer(body)
+    }
+
+    /// Stores a translated backend's JSON answer as the client got it (redacted, when the
+    /// route's guardrails redacted it). OpenAI's own answers (another id) live at OpenAI.
+    async fn answered(req: &ResponsesCall, body: &Bytes) {
+        let Some(prepared) = req.prepared.get() else {
+            return;
+        };
+        let Some(store) = &prepared.store else {
+            return;
+        };
+        match serde_json::from_slice::<ResponseObject>(body) {
+            Ok(response) if response.id == prepared.id => {
+                let history = req.history(prepared);
+                store.save(&Stored { response, history }).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "answer not stored: unreadable"),
+        }
     }
 
     async fn prepare(
