@@ -20,16 +20,34 @@ use super::{
 /// Writes between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 4096;
 
+/// Most bytes of key-value entries held at once (stored Responses conversations): the map
+/// lives in the gateway's own memory, so a flood of large entries must not grow it without
+/// end before their TTL frees them. Over it, a write is refused (the caller serves without
+/// storing) after expired entries are swept, at most once a second.
+pub const MAX_KV_BYTES: usize = 256 << 20;
+
 /// In-process counters, windows and key-value entries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryState {
     inner: Mutex<Inner>,
+    /// Most bytes of key-value entries ([`MAX_KV_BYTES`] unless a test sets less).
+    kv_limit: usize,
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        Self::with_kv_limit(MAX_KV_BYTES)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
     writes: u64,
+    /// Bytes of the `Bytes` entries, expired ones included until swept.
+    kv_bytes: usize,
+    /// When a full store last swept expired entries.
+    full_sweep_ms: u64,
 }
 
 #[derive(Debug)]
@@ -53,6 +71,14 @@ pub(super) fn admits(total: i64, amount: i64, limit: i64) -> bool {
 }
 
 impl MemoryState {
+    /// An empty store whose key-value entries may hold at most `kv_limit` bytes.
+    pub fn with_kv_limit(kv_limit: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            kv_limit,
+        }
+    }
+
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
@@ -196,8 +222,8 @@ impl MemoryState {
                 s.units = bucket::apply(s.units, op, take);
                 inner.wrote(now_ms);
                 let keep = bucket::keep_ms(s.units, op);
-                if keep == 0 {
-                    inner.entries.remove(&op.key);
+                let replaced = if keep == 0 {
+                    inner.entries.remove(&op.key)
                 } else {
                     inner.entries.insert(
                         op.key.clone(),
@@ -205,8 +231,9 @@ impl MemoryState {
                             value: Value::Bucket(s),
                             expires_ms: now_ms.saturating_add(keep),
                         },
-                    );
-                }
+                    )
+                };
+                inner.forget(replaced.as_ref());
             }
             out.push(Level {
                 units: s.units,
@@ -236,27 +263,42 @@ impl MemoryState {
         now_ms: u64,
     ) -> Result<(), StateError> {
         let mut inner = self.lock();
+        let old = match inner.entries.get(key).map(|e| &e.value) {
+            Some(Value::Bytes(b)) => b.len(),
+            _ => 0,
+        };
+        let fits = |inner: &Inner| inner.kv_bytes - old + value.len() <= self.kv_limit;
+        if !fits(&inner) && now_ms.saturating_sub(inner.full_sweep_ms) >= 1000 {
+            inner.full_sweep_ms = now_ms;
+            inner.sweep(now_ms);
+        }
+        if !fits(&inner) {
+            return Err(StateError::Full(self.kv_limit));
+        }
         inner.wrote(now_ms);
-        inner.entries.insert(
+        let replaced = inner.entries.insert(
             key.to_owned(),
             Entry {
                 value: Value::Bytes(value.to_vec()),
                 expires_ms: now_ms.saturating_add(ttl_ms),
             },
         );
+        inner.forget(replaced.as_ref());
+        inner.kv_bytes += value.len();
         Ok(())
     }
-}
 
-impl MemoryState {
     pub(super) fn kv_delete(&self, key: &str, now_ms: u64) -> Result<bool, StateError> {
         let mut inner = self.lock();
         let live = inner.live(key, now_ms).is_some();
         match inner.entries.remove(key) {
             Some(Entry {
-                value: Value::Bytes(_),
+                value: Value::Bytes(b),
                 ..
-            }) => Ok(live),
+            }) => {
+                inner.kv_bytes -= b.len();
+                Ok(live)
+            }
             Some(other) => {
                 inner.entries.insert(key.to_owned(), other);
                 Err(StateError::WrongKind(key.to_owned()))
@@ -278,7 +320,31 @@ impl Inner {
     fn wrote(&mut self, now_ms: u64) {
         self.writes += 1;
         if self.writes.is_multiple_of(SWEEP_EVERY) {
-            self.entries.retain(|_, e| e.expires_ms > now_ms);
+            self.sweep(now_ms);
+        }
+    }
+
+    /// Drops expired entries.
+    fn sweep(&mut self, now_ms: u64) {
+        let mut freed = 0;
+        self.entries.retain(|_, e| {
+            let live = e.expires_ms > now_ms;
+            if !live && let Value::Bytes(b) = &e.value {
+                freed += b.len();
+            }
+            live
+        });
+        self.kv_bytes -= freed;
+    }
+
+    /// Un-counts the bytes of an entry that left the map.
+    fn forget(&mut self, gone: Option<&Entry>) {
+        if let Some(Entry {
+            value: Value::Bytes(b),
+            ..
+        }) = gone
+        {
+            self.kv_bytes -= b.len();
         }
     }
 

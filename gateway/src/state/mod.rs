@@ -38,6 +38,10 @@ pub enum StateError {
     /// Redis answered with an error or the connection failed.
     #[error("shared state (redis) failed: {0}")]
     Redis(String),
+    /// The in-process store holds as many key-value bytes as it may; entries free their
+    /// space as their TTL runs out.
+    #[error("the in-process shared state is full ({0} bytes of stored entries)")]
+    Full(usize),
     /// A stored entry has another type than the operation expects (a key reused across kinds).
     #[error("shared state key {0:?} holds another kind of entry")]
     WrongKind(String),

@@ -202,3 +202,29 @@ async fn a_redis_url_never_shows_in_errors_or_debug() {
     .unwrap_err();
     assert!(!bad.to_string().contains("hunter2"));
 }
+
+/// Stored entries are bounded in memory: past the limit a write is refused (the caller
+/// serves without storing), and space comes back as entries are deleted or expire.
+#[tokio::test]
+async fn in_process_key_value_entries_are_bounded_in_bytes() {
+    let s = StateStore::Memory(super::MemoryState::with_kv_limit(1000));
+    let now = 1_000_000;
+    s.kv_set("a", &[1; 600], 10_000, now).await.unwrap();
+    let full = s.kv_set("b", &[2; 600], 10_000, now).await;
+    assert!(matches!(full, Err(StateError::Full(1000))), "{full:?}");
+    // Replacing an entry counts only the difference.
+    s.kv_set("a", &[3; 900], 10_000, now).await.unwrap();
+    assert!(s.kv_delete("a", now).await.unwrap());
+    s.kv_set("b", &[2; 600], 1_000, now).await.unwrap();
+    assert_eq!(
+        s.kv_get("b", now).await.unwrap().map(|v| v.len()),
+        Some(600)
+    );
+    // Once "b" has expired, a full store sweeps it and takes the new entry.
+    let later = now + 2_000;
+    s.kv_set("c", &[4; 700], 10_000, later).await.unwrap();
+    assert_eq!(
+        s.kv_get("c", later).await.unwrap().map(|v| v.len()),
+        Some(700)
+    );
+}
