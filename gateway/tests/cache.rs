@@ -600,3 +600,17 @@ async fn the_messages_door_is_cached_apart_from_chat() {
     );
     assert_eq!(chat.status, 200);
 }
+
+/// A prompt too large to hash on the async worker is keyed on the blocking pool, with the
+/// same key: its repeat is a hit.
+#[tokio::test]
+async fn a_large_prompt_is_cached_like_a_small_one() {
+    let s = setup(EXACT).await;
+    let big = "lorem ipsum ".repeat(20_000);
+    assert_eq!(send(&s.g, KEY_A1, &ask(&big), &[]).await.cache(), "miss");
+    assert_eq!(send(&s.g, KEY_A1, &ask(&big), &[]).await.cache(), "hit");
+    let mut other = big.clone();
+    other.push('!');
+    assert_eq!(send(&s.g, KEY_A1, &ask(&other), &[]).await.cache(), "miss");
+    assert_eq!(chat_calls(&s.up), 2);
+}

@@ -191,6 +191,24 @@ fn scope_label(scope: CacheScope, identity: &Identity) -> String {
     }
 }
 
+/// Prompts above this many bytes are hashed on the blocking pool: the key is O(bytes) of
+/// JSON encoding and SHA-256, milliseconds for a prompt of several MB.
+const INLINE_KEY_BYTES: u64 = 64 * 1024;
+
+/// The exact key, `None` when the operation is never cached.
+async fn exact_key<O: Operation>(req: &O::Request, mut hasher: sha2::Sha256) -> Option<Key> {
+    if O::prompt_bytes(req) <= INLINE_KEY_BYTES {
+        return O::cache_key(req, &mut hasher).then(|| hasher.finalize().into());
+    }
+    let owned = req.clone();
+    tokio::task::spawn_blocking(move || {
+        O::cache_key(&owned, &mut hasher).then(|| hasher.finalize().into())
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// Looks the request up: a stored answer (exact, then semantic), or what storing the fresh
 /// answer needs. Routes without `cache` cost one branch.
 pub async fn lookup<O: Operation>(
@@ -213,11 +231,10 @@ pub async fn lookup<O: Operation>(
     let scope = scope_label(policy.scope, identity);
     let mut hasher = key::scoped(&route.id, &scope, O::NAME);
     key::guardrails(&mut hasher, route.config.guardrails.as_ref());
-    if !O::cache_key(req, &mut hasher) {
+    let Some(key) = exact_key::<O>(req, hasher).await else {
         metrics.bypass(&route.id, "uncacheable");
         return Lookup::Miss(Pending::bypass());
-    }
-    let key: Key = hasher.finalize().into();
+    };
     let cache = &shared.cache;
     let now = cache.now_ms();
     let mut pending = ToStore {

@@ -92,7 +92,7 @@ pub trait Operation: Send + Sync + 'static {
     /// The metrics' `gen_ai.operation.name` (`chat`, `embeddings`, `count_tokens`).
     const NAME: &'static str;
     /// The client's request (`Clone`: prompt guardrails redact a copy).
-    type Request: DeserializeOwned + Clone + Send + Sync;
+    type Request: DeserializeOwned + Clone + Send + Sync + 'static;
 
     /// The model (route name or alias) asked for.
     fn model(req: &Self::Request) -> &str;
